@@ -1,0 +1,102 @@
+"""Multi-head self-attention with one fused query/key/value projection."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="cover_tf")
+class MultiHeadSelfAttention(keras.layers.Layer):
+    """Scaled dot-product self-attention over the second axis of `[B, S, D]`.
+
+    Queries, keys and values come from one fused `D -> 3D` projection laid out `(3, heads,
+    head_dim)`, as in the ViT/TimeSformer reference implementations, followed by an output
+    projection `D -> D`. Softmax runs in float32 whatever the compute dtype.
+
+    Args:
+        num_heads: int, number of attention heads; must divide the input width.
+        qkv_bias: bool, whether the fused projection has a bias. Default True.
+        attention_dropout_rate: float, dropout on the attention probabilities. Default 0.
+        dropout_rate: float, dropout on the output projection. Default 0.
+        kernel_initializer: initializer of both projections. Default truncated normal, std 0.02.
+
+    Input: `[B, S, D]`. Output: `[B, S, D]`.
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        qkv_bias=True,
+        attention_dropout_rate=0.0,
+        dropout_rate=0.0,
+        kernel_initializer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if num_heads < 1:
+            raise ValueError(f"num_heads must be >= 1, got num_heads={num_heads!r}")
+        self.num_heads = num_heads
+        self.qkv_bias = qkv_bias
+        self.attention_dropout_rate = attention_dropout_rate
+        self.dropout_rate = dropout_rate
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer or keras.initializers.TruncatedNormal(stddev=0.02)
+        )
+        self.qkv = None
+        self.proj = None
+        self.attention_dropout = keras.layers.Dropout(
+            attention_dropout_rate, dtype=self.dtype_policy, name="attention_dropout"
+        )
+        self.output_dropout = keras.layers.Dropout(
+            dropout_rate, dtype=self.dtype_policy, name="output_dropout"
+        )
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        if width % self.num_heads:
+            raise ValueError(
+                f"num_heads={self.num_heads} must divide the input width {width} "
+                f"(input shape {tuple(input_shape)})"
+            )
+        self.head_dim = width // self.num_heads
+        self.qkv = keras.layers.Dense(
+            3 * width,
+            use_bias=self.qkv_bias,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name="qkv",
+        )
+        self.qkv.build(input_shape)
+        self.proj = keras.layers.Dense(
+            width, kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy, name="proj"
+        )
+        self.proj.build(input_shape)
+
+    def call(self, inputs, training=None):
+        shape = ops.shape(inputs)
+        batch, length, width = shape[0], shape[1], inputs.shape[-1]
+        qkv = ops.reshape(self.qkv(inputs), (batch, length, 3, self.num_heads, self.head_dim))
+        query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        query = query * ops.cast(self.head_dim**-0.5, query.dtype)
+        scores = ops.einsum("bqhd,bkhd->bhqk", query, key)
+        probs = ops.cast(tf.nn.softmax(ops.cast(scores, "float32"), axis=-1), value.dtype)
+        probs = self.attention_dropout(probs, training=training)
+        context = ops.einsum("bhqk,bkhd->bqhd", probs, value)
+        context = ops.reshape(context, (batch, length, width))
+        return self.output_dropout(self.proj(context), training=training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "qkv_bias": self.qkv_bias,
+                "attention_dropout_rate": self.attention_dropout_rate,
+                "dropout_rate": self.dropout_rate,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config

@@ -1,0 +1,215 @@
+"""One TimeSformer encoder block: divided space-time, joint space-time or space-only attention."""
+
+import keras
+from keras import ops
+
+from cover_tf.layers.drop_path import DropPath
+from cover_tf.layers.multi_head_self_attention import MultiHeadSelfAttention
+
+ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
+
+
+@keras.saving.register_keras_serializable(package="cover_tf")
+class TimeSformerBlock(keras.layers.Layer):
+    """A pre-LayerNorm transformer block over video tokens (Bertasius et al., 2021).
+
+    Tokens travel as a pair `(cls_tokens, patch_tokens)`:
+    `cls_tokens` is `[B, C, D]` (C = 1, or C = T per-frame CLS tokens for `space_only`) and
+    `patch_tokens` is `[B, T, N, D]` (T frames, N patches per frame).
+
+    - `divided_space_time`: temporal attention over the T tokens of each patch position (CLS
+      excluded) -> `temporal_fc` (zero-initialised) -> residual; spatial attention over the N
+      patches of each frame plus a copy of the CLS token per frame, the T CLS outputs averaged
+      -> residual; MLP -> residual.
+    - `joint_space_time`: one attention over CLS and all T*N patches; MLP.
+    - `space_only`: each frame is an image with its own CLS token (ViT block per frame).
+
+    Args:
+        hidden_size: int, token width D.
+        num_heads: int, attention heads; must divide `hidden_size`.
+        mlp_dim: int, hidden width of the MLP.
+        attention_type: one of `ATTENTION_TYPES`. Default `"divided_space_time"`.
+        drop_path_rate: float, stochastic depth rate of this block. Default 0.
+        dropout_rate: float, dropout after attention projections and MLP layers. Default 0.
+        attention_dropout_rate: float, dropout on attention probabilities. Default 0.
+        layer_norm_epsilon: float, LayerNorm epsilon. Default 1e-6.
+        qkv_bias: bool, bias in the query/key/value projection. Default True.
+        temporal_on_single_frame: bool, whether the temporal branch runs when T == 1 (it is then
+            a per-token linear map, the identity while `temporal_fc` is zero). Default True.
+
+    Input and output: `(cls_tokens [B, C, D], patch_tokens [B, T, N, D])`.
+    """
+
+    def __init__(
+        self,
+        hidden_size,
+        num_heads,
+        mlp_dim,
+        attention_type="divided_space_time",
+        drop_path_rate=0.0,
+        dropout_rate=0.0,
+        attention_dropout_rate=0.0,
+        layer_norm_epsilon=1e-6,
+        qkv_bias=True,
+        temporal_on_single_frame=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if attention_type not in ATTENTION_TYPES:
+            raise ValueError(
+                f"attention_type must be one of {ATTENTION_TYPES}, got {attention_type!r}"
+            )
+        if hidden_size % num_heads:
+            raise ValueError(f"num_heads={num_heads} must divide hidden_size={hidden_size}")
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.mlp_dim = mlp_dim
+        self.attention_type = attention_type
+        self.drop_path_rate = drop_path_rate
+        self.dropout_rate = dropout_rate
+        self.attention_dropout_rate = attention_dropout_rate
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.qkv_bias = qkv_bias
+        self.temporal_on_single_frame = temporal_on_single_frame
+
+        def norm(name):
+            return keras.layers.LayerNormalization(
+                epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name=name
+            )
+
+        def attention(name):
+            return MultiHeadSelfAttention(
+                num_heads,
+                qkv_bias=qkv_bias,
+                attention_dropout_rate=attention_dropout_rate,
+                dropout_rate=dropout_rate,
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        dense_init = keras.initializers.TruncatedNormal(stddev=0.02)
+        if attention_type == "divided_space_time":
+            self.temporal_norm = norm("temporal_norm")
+            self.temporal_attention = attention("temporal_attention")
+            self.temporal_fc = keras.layers.Dense(
+                hidden_size, kernel_initializer="zeros", dtype=self.dtype_policy, name="temporal_fc"
+            )
+            self.spatial_norm = norm("spatial_norm")
+            self.spatial_attention = attention("spatial_attention")
+        elif attention_type == "joint_space_time":
+            self.space_time_norm = norm("space_time_norm")
+            self.space_time_attention = attention("space_time_attention")
+        elif attention_type == "space_only":
+            self.spatial_norm = norm("spatial_norm")
+            self.spatial_attention = attention("spatial_attention")
+        else:
+            raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}")
+        self.drop_path = DropPath(drop_path_rate, dtype=self.dtype_policy, name="drop_path")
+        self.mlp_norm = norm("mlp_norm")
+        self.mlp_dense_1 = keras.layers.Dense(
+            mlp_dim,
+            activation="gelu",
+            kernel_initializer=dense_init,
+            dtype=self.dtype_policy,
+            name="mlp_dense_1",
+        )
+        self.mlp_dense_2 = keras.layers.Dense(
+            hidden_size, kernel_initializer=dense_init, dtype=self.dtype_policy, name="mlp_dense_2"
+        )
+        self.mlp_dropout = keras.layers.Dropout(
+            dropout_rate, dtype=self.dtype_policy, name="mlp_dropout"
+        )
+
+    def build(self, input_shape):
+        token_shape = (None, None, self.hidden_size)
+        if self.attention_type == "divided_space_time":
+            for layer in (self.temporal_norm, self.temporal_attention, self.temporal_fc):
+                layer.build(token_shape)
+        for layer in self._attention_layers():
+            layer.build(token_shape)
+        self.mlp_norm.build(token_shape)
+        self.mlp_dense_1.build(token_shape)
+        self.mlp_dense_2.build((None, None, self.mlp_dim))
+
+    def _attention_layers(self):
+        if self.attention_type == "joint_space_time":
+            return (self.space_time_norm, self.space_time_attention)
+        return (self.spatial_norm, self.spatial_attention)
+
+    def _mlp(self, tokens, training):
+        hidden = self.mlp_dense_1(self.mlp_norm(tokens))
+        hidden = self.mlp_dropout(hidden, training=training)
+        hidden = self.mlp_dropout(self.mlp_dense_2(hidden), training=training)
+        return tokens + self.drop_path(hidden, training=training)
+
+    def call(self, inputs, training=None):
+        cls_tokens, patch_tokens = inputs
+        shape = ops.shape(patch_tokens)
+        batch, frames, patches, width = shape[0], shape[1], shape[2], patch_tokens.shape[-1]
+
+        if self.attention_type == "divided_space_time":
+            if self.temporal_on_single_frame or patch_tokens.shape[1] != 1:
+                patch_tokens = self._temporal(patch_tokens, training)
+            # Spatial: each frame's N patches plus a copy of the CLS token; CLS outputs averaged.
+            frame_cls = ops.broadcast_to(cls_tokens[:, :, None, :], (batch, frames, 1, width))
+            tokens = ops.concatenate([frame_cls, patch_tokens], axis=2)
+            tokens = ops.reshape(tokens, (batch * frames, patches + 1, width))
+            residual = self.spatial_attention(self.spatial_norm(tokens), training=training)
+            residual = ops.reshape(residual, (batch, frames, patches + 1, width))
+            residual = self.drop_path(residual, training=training)
+            cls_tokens = cls_tokens + ops.mean(residual[:, :, 0], axis=1, keepdims=True)
+            patch_tokens = patch_tokens + residual[:, :, 1:]
+        elif self.attention_type == "joint_space_time":
+            num_cls = ops.shape(cls_tokens)[1]
+            tokens = ops.concatenate(
+                [cls_tokens, ops.reshape(patch_tokens, (batch, frames * patches, width))], axis=1
+            )
+            residual = self.space_time_attention(self.space_time_norm(tokens), training=training)
+            tokens = tokens + self.drop_path(residual, training=training)
+            cls_tokens = tokens[:, :num_cls]
+            patch_tokens = ops.reshape(tokens[:, num_cls:], (batch, frames, patches, width))
+        elif self.attention_type == "space_only":
+            tokens = ops.concatenate([cls_tokens[:, :, None, :], patch_tokens], axis=2)
+            tokens = ops.reshape(tokens, (batch * frames, patches + 1, width))
+            residual = self.spatial_attention(self.spatial_norm(tokens), training=training)
+            residual = ops.reshape(residual, (batch, frames, patches + 1, width))
+            residual = self.drop_path(residual, training=training)
+            cls_tokens = cls_tokens + residual[:, :, 0]
+            patch_tokens = patch_tokens + residual[:, :, 1:]
+        else:
+            raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}")
+
+        return self._mlp(cls_tokens, training), self._mlp(patch_tokens, training)
+
+    def _temporal(self, patch_tokens, training):
+        """Temporal attention over the T tokens of each patch position: `[B, T, N, D]`."""
+        shape = ops.shape(patch_tokens)
+        batch, frames, patches, width = shape[0], shape[1], shape[2], patch_tokens.shape[-1]
+        tokens = ops.reshape(
+            ops.transpose(patch_tokens, (0, 2, 1, 3)), (batch * patches, frames, width)
+        )
+        residual = self.temporal_attention(self.temporal_norm(tokens), training=training)
+        residual = ops.reshape(residual, (batch, patches, frames, width))
+        residual = self.temporal_fc(self.drop_path(residual, training=training))
+        return patch_tokens + ops.transpose(residual, (0, 2, 1, 3))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_size": self.hidden_size,
+                "num_heads": self.num_heads,
+                "mlp_dim": self.mlp_dim,
+                "attention_type": self.attention_type,
+                "drop_path_rate": self.drop_path_rate,
+                "dropout_rate": self.dropout_rate,
+                "attention_dropout_rate": self.attention_dropout_rate,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "qkv_bias": self.qkv_bias,
+                "temporal_on_single_frame": self.temporal_on_single_frame,
+            }
+        )
+        return config

@@ -1,0 +1,180 @@
+"""Structural tests of the backbone and the CoVeR model on a tiny configuration."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cover_tf.layers import PatchEmbedding, TimeSformerBlock
+from cover_tf.models import CoVeRModel, TimeSformerBackbone, build_cover_model, decode_variant
+
+TINY = dict(hidden_size=32, num_layers=2, num_heads=2, patch_size=8, num_frames=4, image_size=32)
+HEADS = {"motion": 5, "appearance": 3, "images": 7}
+
+
+def tiny_model(**overrides):
+    return build_cover_model(HEADS, **{**TINY, **overrides})
+
+
+def clip(batch=2, frames=4, height=32, width=32, seed=0):
+    return (
+        np.random.default_rng(seed).normal(size=(batch, frames, height, width, 3)).astype("float32")
+    )
+
+
+@pytest.mark.parametrize("attention_type", ["divided_space_time", "joint_space_time", "space_only"])
+@pytest.mark.parametrize("frames", [1, 4, 8, 16])
+def test_one_model_takes_any_clip_length(attention_type, frames):
+    model = tiny_model(attention_type=attention_type)
+    outputs = model(clip(frames=frames))
+    assert set(outputs) == set(HEADS)
+    for name, num_classes in HEADS.items():
+        assert outputs[name].shape == (2, num_classes)
+        assert outputs[name].dtype == tf.float32
+        assert np.all(np.isfinite(outputs[name].numpy()))
+
+
+def test_other_resolutions_and_non_square_frames():
+    model = tiny_model()
+    assert model(clip(height=48, width=64))["motion"].shape == (2, 5)
+    assert model(clip(frames=1, height=16, width=24))["images"].shape == (2, 7)
+
+
+def test_embedding_resize_is_exact_identity_at_configured_size():
+    model = tiny_model()
+    model.backbone.patch_embedding.time_embedding.assign(np.random.rand(1, 4, 32).astype("float32"))
+    embedding = model.backbone.patch_embedding
+    static = embedding(clip())
+    dynamic = tf.function(
+        lambda x: embedding(x), input_signature=[tf.TensorSpec([None, None, None, None, 3])]
+    )(clip())
+    for ours, theirs in zip(static, dynamic, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_time_embedding_is_interpolated_for_other_lengths():
+    embedding = PatchEmbedding(16, 8, 16, num_frames=4)
+    embedding.build((None, None, None, None, 3))
+    steps = np.arange(4, dtype="float32")[None, :, None] * np.ones((1, 4, 16), "float32")
+    embedding.time_embedding.assign(steps)
+    resized = embedding.resized_time_embedding(tf.constant(8)).numpy()[0, :, 0, 0]
+    assert resized.shape == (8,)
+    assert np.all(np.diff(resized) >= 0) and resized[0] == 0.0 and resized[-1] == 3.0
+
+
+def test_video_and_image_paths_are_traceable_with_dynamic_shapes():
+    model = tiny_model()
+    serve = tf.function(model, input_signature=[tf.TensorSpec([None, None, None, None, 3])])
+    eager = model(clip(frames=8))
+    traced = serve(tf.constant(clip(frames=8)))
+    np.testing.assert_allclose(traced["motion"].numpy(), eager["motion"].numpy(), atol=1e-5)
+    assert serve(tf.constant(clip(frames=1)))["images"].shape == (2, 7)
+
+
+def test_temporal_branch_on_single_frame_flag():
+    with_temporal = tiny_model(temporal_on_single_frame=True)
+    without = tiny_model(temporal_on_single_frame=False)
+    without.set_weights(with_temporal.get_weights())
+    image = clip(frames=1)
+    # temporal_fc is zero at init: the temporal branch is then an identity on T=1.
+    np.testing.assert_allclose(
+        with_temporal(image)["images"].numpy(), without(image)["images"].numpy(), atol=1e-6
+    )
+    for block in with_temporal.backbone.blocks:
+        block.temporal_fc.kernel.assign(np.random.rand(32, 32).astype("float32"))
+    assert not np.allclose(with_temporal(image)["images"].numpy(), without(image)["images"].numpy())
+    # ... but on clips, both run it.
+    without.set_weights(with_temporal.get_weights())
+    np.testing.assert_allclose(
+        with_temporal(clip())["motion"].numpy(), without(clip())["motion"].numpy(), atol=1e-6
+    )
+
+
+def test_config_round_trip_rebuilds_the_same_architecture():
+    model = tiny_model(attention_type="joint_space_time", drop_path_rate=0.1)
+    clone = CoVeRModel.from_config(model.get_config())
+    clone.build()
+    assert clone.get_config() == model.get_config()
+    assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
+    backbone = model.backbone
+    assert (
+        TimeSformerBackbone.from_config(backbone.get_config()).get_config() == backbone.get_config()
+    )
+
+
+def test_keras_save_and_load_give_identical_outputs(tmp_path):
+    model = tiny_model()
+    path = tmp_path / "cover.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, CoVeRModel)
+    assert loaded.backbone.pixel_mean == model.backbone.pixel_mean
+    for frames in (1, 4, 6):
+        expected, actual = model(clip(frames=frames)), loaded(clip(frames=frames))
+        for name in HEADS:
+            np.testing.assert_array_equal(actual[name].numpy(), expected[name].numpy())
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_keeps_float32_logits(policy):
+    model = tiny_model(dtype=policy)
+    reference = tiny_model()
+    reference.set_weights(model.get_weights())
+    outputs = model(clip())
+    assert all(value.dtype == tf.float32 for value in outputs.values())
+    assert model.backbone.blocks[0].mlp_dense_1.compute_dtype == policy.split("_")[1]
+    assert model.backbone.blocks[0].mlp_dense_1.kernel.dtype == "float32"
+    np.testing.assert_allclose(
+        outputs["motion"].numpy(), reference(clip())["motion"].numpy(), atol=0.1
+    )
+
+
+def test_drop_path_grows_linearly_and_only_acts_in_training():
+    backbone = TimeSformerBackbone(**{**TINY, "num_layers": 5}, drop_path_rate=0.4)
+    rates = [block.drop_path_rate for block in backbone.blocks]
+    np.testing.assert_allclose(rates, [0.0, 0.1, 0.2, 0.3, 0.4])
+    backbone.build()
+    frames = clip()
+    np.testing.assert_array_equal(
+        backbone(frames).numpy(), backbone(frames, training=False).numpy()
+    )
+    assert not np.allclose(backbone(frames, training=True).numpy(), backbone(frames).numpy())
+
+
+def test_variants_and_explicit_overrides():
+    assert decode_variant("B/16") == dict(
+        hidden_size=768, num_layers=12, num_heads=12, mlp_dim=3072, patch_size=16
+    )
+    assert decode_variant("L/14")["num_layers"] == 24
+    backbone = TimeSformerBackbone(variant="Ti/16", num_layers=2)
+    assert (backbone.hidden_size, backbone.num_layers, backbone.num_heads) == (192, 2, 3)
+    with pytest.raises(ValueError, match="'X/16'"):
+        decode_variant("X/16")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(attention_type="space_time"), "attention_type must be one of"),
+        (dict(num_heads=3), "must divide"),
+        (dict(image_size=30), "multiple of patch_size"),
+        (dict(pixel_mean=(0.5,)), "3 values"),
+    ],
+)
+def test_bad_arguments_name_themselves(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_model(**kwargs)
+
+
+def test_bad_head_names_are_rejected():
+    backbone = TimeSformerBackbone(**TINY)
+    with pytest.raises(ValueError, match="'kinetics/400'"):
+        CoVeRModel(backbone, {"kinetics/400": 400})
+    with pytest.raises(ValueError, match="at least one"):
+        CoVeRModel(backbone, {})
+
+
+def test_block_serialises_its_constructor_arguments():
+    block = TimeSformerBlock(32, 4, 64, attention_type="space_only", drop_path_rate=0.2)
+    config = block.get_config()
+    assert TimeSformerBlock.from_config(config).get_config() == config
