@@ -1,0 +1,102 @@
+"""Per-dataset tf.data pipelines: the unbatched training stream and the multi-view eval dataset.
+
+Training stream element: `{"frames": float32 [T, crop, crop, 3] normalized,
+"label": float32 [num_classes] (smoothed one-hot, mixed by mixup / cutmix),
+"dataset_index": int32 scalar}`; infinite (repeated), shuffled, deterministic given the seed.
+Eval element: `(views float32 [B, V, T, crop, crop, 3], label int64 [B])`.
+"""
+
+import tensorflow as tf
+
+from cover_tf.data import mixup_cutmix, preprocessing, reader
+from cover_tf.data.dataset_config import DatasetConfig
+
+
+def example_seeds(seed: int) -> tf.data.Dataset:
+    """An infinite stream of int64 [2] stateless seeds, deterministic given `seed`."""
+    return tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
+
+
+def train_stream(
+    cfg: DatasetConfig,
+    mean,
+    std,
+    seed: int,
+    dataset_index: int = 0,
+    shuffle_buffer: int = 64,
+    num_parallel_calls: int = tf.data.AUTOTUNE,
+    builder=None,
+) -> tf.data.Dataset:
+    """The infinite training stream of one dataset (see the module docstring for the element).
+
+    Raw examples (JPEGs undecoded) are shuffled (files and a `shuffle_buffer` of examples),
+    repeated, each zipped with its own stateless seed and preprocessed by
+    `preprocessing.train_preprocess`. With mixup / cutmix on, clips are batched by
+    `cfg.mix_batch_size` (same dataset only), mixed and unbatched again.
+
+    Args:
+      cfg: the dataset's config; num_classes / is_image are resolved from the builder if None.
+      mean, std: per-channel normalization in [0, 1] scale (from the model config).
+      seed: seed of the file order, shuffle and every random transform.
+      dataset_index: the dataset's position in the mixture, carried by every element.
+      builder: a builder instance or name overriding cfg.builder.
+    """
+    builder, cfg = reader.resolve(cfg, builder)
+    examples = reader.read_split(builder, cfg.train_split, shuffle_files=True, seed=seed)
+    examples = examples.shuffle(shuffle_buffer, seed=seed).repeat()
+    clips = tf.data.Dataset.zip(examples, example_seeds(seed)).map(
+        lambda example, example_seed: preprocessing.train_preprocess(
+            example, cfg, mean, std, example_seed
+        ),
+        num_parallel_calls=num_parallel_calls,
+    )
+    if cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0:
+        batches = clips.batch(cfg.mix_batch_size, drop_remainder=True)
+        clips = (
+            tf.data.Dataset.zip(batches, example_seeds(seed + 1))
+            .map(
+                lambda batch, batch_seed: mixup_cutmix.mixup_or_cutmix(
+                    batch[0], batch[1], cfg.mixup_alpha, cfg.cutmix_alpha, batch_seed
+                ),
+                num_parallel_calls=num_parallel_calls,
+            )
+            .unbatch()
+        )
+    return clips.map(
+        lambda frames, label: {
+            "frames": frames,
+            "label": label,
+            "dataset_index": tf.constant(dataset_index, tf.int32),
+        }
+    )
+
+
+def eval_dataset(
+    cfg: DatasetConfig,
+    mean,
+    std,
+    batch_size: int,
+    split: str | None = None,
+    num_parallel_calls: int = tf.data.AUTOTUNE,
+    builder=None,
+) -> tf.data.Dataset:
+    """Multi-view evaluation batches `(views [B, V, T, crop, crop, 3], label int64 [B])`.
+
+    Every example of the split once, in order, through `preprocessing.eval_preprocess`
+    (V = eval_clips x eval_crops); the last batch may be smaller.
+
+    Args:
+      cfg: the dataset's config.
+      split: defaults to cfg.eval_split.
+      builder: a builder instance or name overriding cfg.builder.
+    """
+    builder, cfg = reader.resolve(cfg, builder)
+    examples = reader.read_split(builder, split or cfg.eval_split)
+    views = examples.map(
+        lambda example: (
+            preprocessing.eval_preprocess(example["frames"], cfg, mean, std),
+            example["label"],
+        ),
+        num_parallel_calls=num_parallel_calls,
+    )
+    return views.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,124 @@
+"""Reading prepared TFDS data: builders, what they hold, and raw examples with undecoded frames.
+
+A raw example is `{"frames": tf.string [T_in] JPEGs, or uint8 [T_in, H, W, 3], "label": int64}`;
+images are 1-frame sequences. JPEGs stay encoded so that only the sampled frames are decoded later.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from cover_tf.data.dataset_config import DatasetConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceInfo:
+    """What the pipeline needs to know about a prepared dataset.
+
+    Attributes:
+      frames_key: "video" or "image", the feature holding the pixels.
+      is_image: True for image datasets (1-frame clips).
+      is_jpeg: pixels stored as JPEG (decoded lazily) rather than another image format.
+      num_classes: number of classes of the "label" ClassLabel.
+      split_sizes: {split name: number of examples}.
+    """
+
+    frames_key: str
+    is_image: bool
+    is_jpeg: bool
+    num_classes: int
+    split_sizes: dict
+
+
+def get_builder(builder, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
+    """A TFDS builder from an instance (returned as is) or a name ("kinetics/400").
+
+    Names go through `cover_tf.builders.registry.get_builder` when that package is installed, so
+    that this project's builders are registered, and otherwise straight to `tfds.builder`.
+    """
+    if isinstance(builder, tfds.core.DatasetBuilder):
+        return builder
+    try:
+        from cover_tf.builders import registry
+    except ImportError:
+        return tfds.builder(builder, data_dir=data_dir)
+    return registry.get_builder(builder, data_dir=data_dir)
+
+
+def source_info(builder: tfds.core.DatasetBuilder) -> SourceInfo:
+    """Reads the feature layout, class count and split sizes from a builder's DatasetInfo."""
+    features = builder.info.features
+    if "video" in features:
+        frames_key, is_image = "video", False
+        encoding = features["video"].feature.encoding_format
+    elif "image" in features:
+        frames_key, is_image = "image", True
+        encoding = features["image"].encoding_format
+    else:
+        raise ValueError(
+            f"{builder.name}: features must hold 'video' or 'image', got {sorted(features)}"
+        )
+    return SourceInfo(
+        frames_key=frames_key,
+        is_image=is_image,
+        is_jpeg=encoding == "jpeg",
+        num_classes=features["label"].num_classes,
+        split_sizes={name: split.num_examples for name, split in builder.info.splits.items()},
+    )
+
+
+def resolve(cfg: DatasetConfig, builder=None) -> tuple[tfds.core.DatasetBuilder, DatasetConfig]:
+    """The builder of a dataset and its config with num_classes and is_image filled in.
+
+    Args:
+      cfg: the dataset's config.
+      builder: a builder instance or name overriding `cfg.builder` (tests, benchmarks).
+    Raises:
+      ValueError: when an explicit num_classes / is_image contradicts the stored data.
+    """
+    builder = get_builder(builder if builder is not None else cfg.builder, data_dir=cfg.data_dir)
+    info = source_info(builder)
+    if cfg.num_classes is not None and cfg.num_classes != info.num_classes:
+        raise ValueError(
+            f"{cfg.name}.num_classes is {cfg.num_classes} but {builder.name} has "
+            f"{info.num_classes} classes"
+        )
+    if cfg.is_image is not None and cfg.is_image != info.is_image:
+        raise ValueError(
+            f"{cfg.name}.is_image is {cfg.is_image} but {builder.name} stores {info.frames_key}s"
+        )
+    cfg = dataclasses.replace(cfg, num_classes=info.num_classes, is_image=info.is_image)
+    return builder, cfg
+
+
+def split_size(builder: tfds.core.DatasetBuilder, split: str) -> int:
+    """Number of examples of a split (TFDS split syntax such as "train[:10%]" allowed)."""
+    return builder.info.splits[split].num_examples
+
+
+def read_split(
+    builder: tfds.core.DatasetBuilder,
+    split: str,
+    shuffle_files: bool = False,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Raw examples `{"frames": [T_in] string | [T_in, H, W, 3] uint8, "label": int64}`.
+
+    JPEG videos and JPEG images are read with `SkipDecoding` (images become [1] strings); images
+    in another format are decoded by TFDS and expanded to [1, H, W, 3].
+    """
+    info = source_info(builder)
+    decoders = {info.frames_key: tfds.decode.SkipDecoding()} if info.is_jpeg else None
+    read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
+    dataset = builder.as_dataset(
+        split=split, shuffle_files=shuffle_files, decoders=decoders, read_config=read_config
+    )
+
+    def to_raw(example):
+        frames = example[info.frames_key]
+        if info.is_image:
+            frames = frames[None]
+        return {"frames": frames, "label": example["label"]}
+
+    return dataset.map(to_raw, num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,0 +1,140 @@
+"""Mixing: weights, observed dataset frequencies, head routing, groups, eval dataset."""
+
+import logging
+
+import numpy as np
+import pytest
+from conftest import MEAN, STD, image_config, make_builder, video_config
+
+from cover_tf.data import input_pipeline, mixing
+from cover_tf.data.dataset_config import MixingConfig
+
+SIZES = {"small": 100, "medium": 300, "large": 600}
+
+
+@pytest.fixture(scope="module")
+def sized_builders(data_dir):
+    """Three image datasets of 100 / 300 / 600 examples (8 x 8 px, 1 class each is enough)."""
+    return {
+        name: make_builder(
+            data_dir,
+            f"img{size}",
+            kind="image",
+            num_train=size,
+            num_validation=1,
+            height=8,
+            width=8,
+            num_classes=2,
+        )
+        for name, size in SIZES.items()
+    }
+
+
+def _image_configs():
+    return [
+        image_config(name=name, crop_size=8, train_short_side_range=(8, 8), eval_short_side=8)
+        for name in SIZES
+    ]
+
+
+def _count_samples(dataset, names, num_batches):
+    counts = dict.fromkeys(names, 0)
+    for _frames, labels, weights in dataset.take(num_batches):
+        stacked = np.stack([weights[name].numpy() for name in names])  # [heads, B]
+        np.testing.assert_array_equal(stacked.sum(0), 1.0)  # exactly one head per sample
+        for i, name in enumerate(names):
+            own = stacked[i] == 1
+            counts[name] += int(own.sum())
+            np.testing.assert_allclose(labels[name].numpy()[own].sum(-1), 1.0, rtol=1e-5)
+            np.testing.assert_array_equal(labels[name].numpy()[~own], 0.0)
+    return counts
+
+
+def _assert_frequencies(counts, expected):
+    total = sum(counts.values())
+    for name, p in expected.items():
+        sigma = np.sqrt(total * p * (1 - p))
+        assert abs(counts[name] - total * p) <= 4 * sigma, (name, counts, expected)
+
+
+def test_dataset_weights_formula_and_log(caplog):
+    caplog.set_level(logging.INFO, logger="absl")
+    weights = mixing.dataset_weights(SIZES, alpha=1.0)
+    assert weights == pytest.approx({"small": 0.1, "medium": 0.3, "large": 0.6})
+    assert "small: 0.1000, medium: 0.3000, large: 0.6000" in caplog.text
+    sqrt = mixing.dataset_weights(SIZES, alpha=0.5)
+    assert sqrt["large"] / sqrt["small"] == pytest.approx(np.sqrt(6))
+    override = mixing.dataset_weights(SIZES, 1.0, {"small": 900.0, "large": None})
+    assert override == pytest.approx({"small": 0.5, "medium": 300 / 1800, "large": 600 / 1800})
+    with pytest.raises(ValueError, match="zero"):
+        mixing.dataset_weights({"a": 0}, 1.0)
+
+
+@pytest.mark.parametrize(
+    "alpha,overrides",
+    [(1.0, {}), (0.5, {}), (1.0, {"small": 600.0, "medium": 600.0})],
+    ids=["alpha1", "alpha0.5", "override"],
+)
+def test_observed_frequencies_match_weights(sized_builders, alpha, overrides):
+    configs = [
+        cfg.__class__(**{**cfg.__dict__, "weight": overrides.get(cfg.name)})
+        for cfg in _image_configs()
+    ]
+    mix = MixingConfig(alpha=alpha, image_batch_size=50, seed=1, image_shuffle_buffer=64)
+    dataset = mixing.train_dataset(configs, mix, MEAN, STD, builders=sized_builders)
+    counts = _count_samples(dataset, list(SIZES), num_batches=60)
+    expected = mixing.dataset_weights(SIZES, alpha, overrides)
+    _assert_frequencies(counts, expected)
+
+
+def test_groups_alternate_with_sample_share_matching_weights(data_dir, video_builder):
+    videos = make_builder(data_dir, "video6", kind="video", num_frames=6, num_train=30)
+    images = make_builder(data_dir, "image10", kind="image", num_train=10, num_classes=4)
+    configs = [video_config(name="motion"), image_config(name="images")]
+    mix = MixingConfig(video_batch_size=2, image_batch_size=6, seed=3, deterministic=True)
+    builders = {"motion": videos, "images": images}
+    dataset = mixing.train_dataset(configs, mix, MEAN, STD, builders=builders)
+    assert dataset.element_spec[0].shape.as_list() == [None, None, 32, 32, 3]
+    assert dataset.element_spec[1]["images"].shape.as_list() == [None, 4]
+    steps = {"motion": 0, "images": 0}
+    for frames, _labels, weights in dataset.take(240):
+        name = "motion" if frames.shape[1] == 4 else "images"
+        assert frames.shape[0] == (2 if name == "motion" else 6)
+        np.testing.assert_array_equal(weights[name], 1.0)
+        steps[name] += 1
+    # weights 0.75 / 0.25 of samples -> steps p_g ~ W_g / B_g = 0.375 / 0.0417 -> 0.9 / 0.1
+    _assert_frequencies(steps, {"motion": 0.9, "images": 0.1})
+    # the expected share of samples, sum_g p_g B_g restricted to a group, is the group's weight
+    groups = {("video", 4, 32): ["motion"], ("image", 32): ["images"]}
+    batch_sizes = {("video", 4, 32): 2, ("image", 32): 6}
+    p = mixing.group_step_weights({"motion": 0.75, "images": 0.25}, groups, batch_sizes)
+    assert p[("video", 4, 32)] == pytest.approx(0.9)
+    expected_samples = {key: p[key] * batch_sizes[key] for key in p}
+    video_share = expected_samples[("video", 4, 32)] / sum(expected_samples.values())
+    assert video_share == pytest.approx(0.75)
+    first, second = (
+        mixing.train_dataset(configs, mix, MEAN, STD, builders=builders).take(3) for _ in range(2)
+    )
+    for (a, _, _), (b, _, _) in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)  # deterministic given the seed
+
+
+def test_train_stream_with_mixup_keeps_dataset_and_soft_labels(video_builder):
+    cfg = video_config(mixup_alpha=0.8, cutmix_alpha=1.0, mix_batch_size=4, label_smoothing=0.1)
+    stream = input_pipeline.train_stream(
+        cfg, MEAN, STD, seed=0, dataset_index=2, builder=video_builder
+    )
+    for element in stream.take(8):
+        assert element["frames"].shape == (4, 32, 32, 3)
+        assert int(element["dataset_index"]) == 2
+        np.testing.assert_allclose(np.sum(element["label"]), 1.0, rtol=1e-5)
+        assert np.min(element["label"]) > 0  # smoothed (and mixed)
+
+
+def test_eval_dataset_multi_view_every_example_once(video_builder):
+    cfg = video_config(eval_clips=2, eval_crops=3)
+    dataset = input_pipeline.eval_dataset(cfg, MEAN, STD, batch_size=3, builder=video_builder)
+    batches = list(dataset)
+    assert batches[0][0].shape == (3, 6, 4, 32, 32, 3)
+    labels = np.concatenate([label.numpy() for _, label in batches])
+    assert len(labels) == 4 and labels.dtype == np.int64
