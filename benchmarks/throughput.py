@@ -1,0 +1,457 @@
+"""CPU throughput, MFU and peak memory of cover_tf's TimeSformer, optionally beside the HF peer.
+
+For each config x precision (fp32, bf16 = `mixed_bfloat16`) x XLA (off, on) it measures inference
+(forward, `training=False`) and training (forward, sparse CE on the logits outside the model,
+backward, `keras.optimizers.AdamW(1e-4)`, one `tf.function(jit_compile=...)` step) clips/s. Each
+measurement runs in its own fresh subprocess. JSON lines go to stdout, progress to stderr; see
+benchmarks/README.md for the fields and the ratio against the peer.
+
+    python benchmarks/throughput.py --configs tiny --steps 3 --warmup 1 --repeats 1 --peer
+    python benchmarks/throughput.py --peer --peer-compile --markdown table.md
+    python benchmarks/throughput.py --max-batch --configs base --frames 8,16 --memory-gib 24
+"""
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_PEER = os.path.join(REPO_ROOT, "..", "shared", "tools", "peer_hf_timesformer.py")
+NUM_CLASSES = 400
+CONFIGS = {  # the peer script's configs, in cover_tf's argument names
+    "tiny": dict(image_size=64, num_frames=8, hidden_size=192, num_layers=4, num_heads=3,
+                 mlp_dim=768, batch_infer=8, batch_train=8),
+    "small": dict(image_size=112, num_frames=8, hidden_size=384, num_layers=12, num_heads=6,
+                  mlp_dim=1536, batch_infer=4, batch_train=4),
+    "base": dict(image_size=224, num_frames=8, hidden_size=768, num_layers=12, num_heads=12,
+                 mlp_dim=3072, batch_infer=2, batch_train=1),
+}  # fmt: skip
+PATCH_SIZE = 16
+
+
+def log(message):
+    print(f"[throughput] {message}", file=sys.stderr, flush=True)
+
+
+def emit(record):
+    print(json.dumps(record), flush=True)
+
+
+def forward_gflop_per_clip(config):
+    """Forward FLOPs (2 x multiply-adds of matmuls and the patch conv) of one clip through divided
+    space-time attention, counted as the peer's `analytic_flops` counts them: temporal attention
+    over T tokens per patch (CLS excluded) with its extra `temporal_fc` Linear, spatial attention
+    over N + 1 tokens per frame (CLS copied per frame), MLP on N*T + 1 tokens, patch embedding and
+    head. Norms, softmax, GELU and adds are left out (<1%)."""
+    d, t, mlp = config["hidden_size"], config["num_frames"], config["mlp_dim"]
+    n = (config["image_size"] // PATCH_SIZE) ** 2
+    patch_tokens, spatial_tokens = n * t, t * (n + 1)
+    temporal = 5 * patch_tokens * d * d + 2 * n * t * t * d  # qkv + out + temporal_fc, QK^T + AV
+    spatial = 4 * spatial_tokens * d * d + 2 * t * (n + 1) ** 2 * d
+    per_layer = temporal + spatial + (patch_tokens + 1) * 2 * d * mlp
+    macs = patch_tokens * 3 * PATCH_SIZE**2 * d + config["num_layers"] * per_layer + d * NUM_CLASSES
+    return 2 * macs / 1e9
+
+
+# ----------------------------------------------------------------------------- subprocess side
+def cpu_busy_seconds():
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    busy = sum(fields[:3]) + sum(fields[5:8])  # user nice system, irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def configure_tensorflow(threads, inter_op_threads):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op_threads)
+    return tf
+
+
+def time_steps(step, warmup, steps, repeats):
+    """Seconds per step: median of `steps` timed calls, best (lowest) over `repeats` blocks."""
+    for _ in range(warmup):
+        step()
+    medians = []
+    for _ in range(repeats):
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        medians.append(statistics.median(times))
+    return min(medians), medians
+
+
+def matmul_gflops(tf, dtype, n=4096):
+    """Best GFLOP/s of an n x n matmul in a tf.function (best of 6 calls after 2 untimed)."""
+    a = tf.cast(tf.random.stateless_normal((n, n), seed=(0, 0)), dtype)
+    b = tf.cast(tf.random.stateless_normal((n, n), seed=(0, 1)), dtype)
+    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)[:1, :1]))
+    best, _ = time_steps(lambda: matmul().numpy(), warmup=2, steps=1, repeats=6)
+    return 2 * n**3 / best / 1e9
+
+
+def measure_matmul_peak(spec):
+    tf = configure_tensorflow(spec["threads"], spec["inter_op_threads"])
+    return {"fp32": matmul_gflops(tf, tf.float32), "bf16": matmul_gflops(tf, tf.bfloat16)}
+
+
+def measure_model(spec):
+    """One (config, mode, precision, xla, batch) measurement in this process."""
+    tf = configure_tensorflow(spec["threads"], spec["inter_op_threads"])
+    import keras
+
+    sys.path.insert(0, REPO_ROOT)
+    from cover_tf.models import build_cover_model
+
+    config, batch, xla = spec["model_config"], spec["batch"], spec["xla"] == "on"
+    model = build_cover_model(
+        {"k400": NUM_CLASSES},
+        patch_size=PATCH_SIZE,
+        dtype="mixed_bfloat16" if spec["precision"] == "bf16" else None,
+        **{k: v for k, v in config.items() if not k.startswith("batch")},
+    )
+    shape = (batch, config["num_frames"], config["image_size"], config["image_size"], 3)
+    frames = tf.random.stateless_normal(shape, seed=(0, 1))
+    labels = tf.random.stateless_uniform((batch,), (0, 2), maxval=NUM_CLASSES, dtype=tf.int32)
+    if spec["mode"] == "infer":
+        forward = tf.function(lambda x: model(x, training=False)["k400"], jit_compile=xla)
+
+        def step():
+            return forward(frames).numpy()
+    else:
+        optimizer = keras.optimizers.AdamW(1e-4)
+        optimizer.build(model.trainable_variables)
+
+        @tf.function(jit_compile=xla)
+        def train_step(x, y):
+            with tf.GradientTape() as tape:
+                logits = tf.cast(model(x, training=True)["k400"], tf.float32)
+                loss = tf.reduce_mean(
+                    keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+                )
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            return loss
+
+        def step():
+            return train_step(frames, labels).numpy()
+
+    start = time.perf_counter()
+    step()  # trace (+ XLA compile) and first run; not timed
+    first_call_s = time.perf_counter() - start
+    busy0, cpu0, wall0 = cpu_busy_seconds(), time.process_time(), time.perf_counter()
+    best, medians = time_steps(step, spec["warmup"], spec["steps"], spec["repeats"])
+    wall = time.perf_counter() - wall0
+    foreign = cpu_busy_seconds() - busy0 - (time.process_time() - cpu0)
+    return {
+        "step_ms_median": best * 1e3,
+        "step_ms_repeats": [round(m * 1e3, 2) for m in medians],
+        "clips_per_s": batch / best,
+        "first_call_s": round(first_call_s, 2),
+        "foreign_cpu_frac": round(max(0.0, foreign) / (wall * (os.cpu_count() or 1)), 3),
+        "params_m": round(model.count_params() / 1e6, 3),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def worker_main(spec):
+    try:
+        result = measure_matmul_peak(spec) if spec["task"] == "peak" else measure_model(spec)
+    except Exception as error:  # reported as a failed measurement, never a crash
+        result = {"error": f"{type(error).__name__}: {str(error).strip()[:600]}"}
+    emit(result)
+
+
+# ----------------------------------------------------------------------------- driver side
+def child_rss_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(ln.split()[1]) / 1024 for ln in f if ln.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return 0.0
+
+
+def run_worker(spec, timeout, memory_limit_mb=None):
+    """Runs one measurement in a fresh interpreter; kills it past `timeout` or `memory_limit_mb`
+    (resident memory polled from /proc, which unlike RLIMIT_AS ignores TF's address reservations)."""
+    command = [sys.executable, os.path.abspath(__file__), "--_worker", json.dumps(spec)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    start, killed = time.monotonic(), None
+    while process.poll() is None:
+        if time.monotonic() - start > timeout:
+            killed = f"timeout after {timeout} s"
+        elif memory_limit_mb and child_rss_mb(process.pid) > memory_limit_mb:
+            killed = f"resident memory over the {memory_limit_mb:.0f} MiB limit"
+        if killed:
+            process.kill()
+            break
+        time.sleep(0.2)
+    stdout, stderr = process.communicate()
+    results = [line for line in stdout.splitlines() if line.startswith("{")]
+    if killed or process.returncode != 0 or not results:
+        tail = " | ".join(stderr.strip().splitlines()[-4:])[-600:]
+        return {"error": killed or f"worker exit code {process.returncode}: {tail}"}
+    return json.loads(results[-1])
+
+
+def machine_record(args, peaks):
+    import importlib.metadata as metadata
+
+    cpu_model, flags = None, set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name") and cpu_model is None:
+                cpu_model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    versions = {p: metadata.version(p) for p in ("tensorflow", "keras", "numpy")}
+    return {
+        "kind": "machine", "impl": "cover_tf", "python": platform.python_version(), **versions,
+        "cpu_model": cpu_model, "nproc": os.cpu_count(),
+        "isa": sorted(f for f in flags if f.startswith(("avx2", "fma", "avx512", "amx"))),
+        "threads": {"intra_op": args.threads, "inter_op": args.inter_op_threads},
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
+        "peak_fp32_gflops": peaks["fp32"], "peak_bf16_gflops": peaks["bf16"],
+        "peak_source": peaks["source"],
+    }  # fmt: skip
+
+
+def measure_peaks(args):
+    if args.peak_gflops and args.peak_bf16_gflops:
+        return {"fp32": args.peak_gflops, "bf16": args.peak_bf16_gflops, "source": "given"}
+    log("measuring matmul peaks (4096^2, fp32 and bf16) ...")
+    spec = {"task": "peak", "threads": args.threads, "inter_op_threads": args.inter_op_threads}
+    measured = run_worker(spec, args.timeout)
+    if "error" in measured:
+        log(f"peak measurement failed: {measured['error']}")
+    return {
+        "fp32": args.peak_gflops or measured.get("fp32"),
+        "bf16": args.peak_bf16_gflops or measured.get("bf16"),
+        "source": "measured (TF matmul 4096, best of 6)",
+    }
+
+
+def model_config(name, frames=None):
+    config = dict(CONFIGS[name])
+    if frames:
+        config["num_frames"] = frames
+    return config
+
+
+def measure(args, name, mode, precision, xla, peaks, batch=None, frames=None, limit_mb=None):
+    config = model_config(name, frames)
+    batch = batch or config[f"batch_{mode}"]
+    spec = {
+        "task": "model", "model_config": config, "mode": mode, "precision": precision,
+        "xla": xla, "batch": batch, "steps": args.steps, "warmup": args.warmup,
+        "repeats": args.repeats, "threads": args.threads, "inter_op_threads": args.inter_op_threads,
+    }  # fmt: skip
+    gflop = forward_gflop_per_clip(config) * (3 if mode == "train" else 1)
+    record = {"kind": "measurement", "impl": "cover_tf", "config": name, "mode": mode,
+              "precision": precision, "xla": xla, "batch": batch,
+              "num_frames": config["num_frames"], "gflop_per_clip": round(gflop, 4)}  # fmt: skip
+    log(f"{name} {mode} {precision} xla={xla} batch={batch} ...")
+    record.update(run_worker(spec, args.timeout, limit_mb))
+    if "error" in record:
+        log(f"  -> ERROR {record['error'][:300]}")
+        return record
+    achieved = gflop * record["clips_per_s"]
+    record["achieved_gflops"] = round(achieved, 2)
+    record["mfu"] = achieved / peaks[precision] if peaks.get(precision) else None
+    if precision == "bf16":
+        record["mfu_vs_fp32_peak"] = achieved / peaks["fp32"] if peaks.get("fp32") else None
+    log(f"  -> {record['clips_per_s']:.2f} clips/s, {record['step_ms_median']:.1f} ms/step, "
+        f"peak RSS {record['peak_rss_mb']:.0f} MiB, foreign CPU {record['foreign_cpu_frac']}")  # fmt: skip
+    return record
+
+
+def run_peer(args, precision, peak_fp32):
+    """The peer script for all configs at one precision; its per-config JSON lines."""
+    command = [sys.executable, args.peer_script, "--configs", args.configs, "--threads",
+               str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--repeats", str(args.repeats), "--no-flop-count"]  # fmt: skip
+    command += ["--peak-gflops", str(peak_fp32)] if peak_fp32 else []
+    command += ["--bf16"] if precision == "bf16" else []
+    command += ["--compile"] if args.peer_compile else []
+    log(f"peer ({precision}): {' '.join(command)}")
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=args.peer_timeout)
+    except subprocess.TimeoutExpired:
+        return [{"kind": "peer", "precision": precision, "error": "peer timed out"}]
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    rows = [dict(r, kind="peer", precision=precision) for r in rows if r.get("kind") == "config"]
+    if done.returncode != 0 or not rows:
+        error = " | ".join(done.stderr.strip().splitlines()[-4:])
+        return [{"kind": "peer", "precision": precision, "error": f"rc={done.returncode}: {error}"}]
+    return rows
+
+
+def summarize(ours, peers):
+    """Per (config, mode, precision): our clips/s per XLA setting, the peer's best per variant."""
+    summaries = []
+    for (name, mode, precision), group in ours.items():
+        peer = next((p for p in peers if p.get("config") == name and p["precision"] == precision), {})  # fmt: skip
+        peer_runs = {
+            variant: max([r for r in peer.get(f"{key}_clips_per_s_runs") or [] if r], default=None)
+            for variant, key in (("eager", mode), ("compiled", f"{mode}_compile"))
+        }
+        valid = [r for r in group if "error" not in r]
+        summaries.append({
+            "config": name, "mode": mode, "precision": precision, "records": group,
+            "ours": {r["xla"]: r.get("clips_per_s") for r in group},
+            "best": max(valid, key=lambda r: r["clips_per_s"]) if valid else None,
+            "peer": peer_runs,
+            "peer_best": max(((v, k) for k, v in peer_runs.items() if v), default=None),
+        })  # fmt: skip
+    return summaries
+
+
+def ratio_record(summary):
+    best, (peer_clips, peer_variant) = summary["best"], summary["peer_best"]
+    return {
+        "kind": "ratio", "config": summary["config"], "mode": summary["mode"],
+        "precision": summary["precision"], "ours_clips_per_s": best["clips_per_s"],
+        "ours_variant": f"xla {best['xla']} (best)", "peer_clips_per_s": peer_clips,
+        "peer_variant": f"{peer_variant} (best)", "ratio": best["clips_per_s"] / peer_clips,
+    }  # fmt: skip
+
+
+def markdown_table(summaries):
+    def number(value, fmt=".3g"):
+        return "-" if value is None else format(value, fmt)
+
+    lines = [
+        "| config | mode | precision | batch | GFLOP/clip | ours XLA off | ours XLA on | best MFU "
+        "| peak RSS MiB | peer eager | peer compiled | ratio |",
+        "|" + "---|" * 12,
+    ]
+    for s in summaries:
+        first, best = s["records"][0], s["best"] or {}
+        ratio = ratio_record(s)["ratio"] if best and s["peer_best"] else None
+        rss = max((r["peak_rss_mb"] for r in s["records"] if "peak_rss_mb" in r), default=None)
+        cells = [s["config"], s["mode"], s["precision"], first["batch"],
+                 number(first["gflop_per_clip"]), number(s["ours"].get("off")),
+                 number(s["ours"].get("on")), number(best.get("mfu"), ".2f"), number(rss, ".0f"),
+                 number(s["peer"]["eager"]), number(s["peer"]["compiled"]), number(ratio, ".2f")]  # fmt: skip
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def max_batch(args, peaks, name, frames, precision, xla):
+    """Largest training batch whose peak RSS stays under `--memory-gib`: peak RSS at batch 1 and 2,
+    a linear extrapolation, verified, doubled while it fits, then bisection to the first failure."""
+    limit_mb, rss_by_batch = args.memory_gib * 1024, {}
+
+    def fits(batch):
+        record = measure(args, name, "train", precision, xla, peaks, batch, frames, limit_mb)
+        emit(record)
+        rss_by_batch[batch] = record.get("peak_rss_mb")
+        return "error" not in record and record["peak_rss_mb"] <= limit_mb  # polls can miss peaks
+
+    if not fits(1):
+        return 0, rss_by_batch
+    if not fits(2):
+        return 1, rss_by_batch
+    slope = max(rss_by_batch[2] - rss_by_batch[1], 1.0)
+    good, bad = 2, 2 + int((limit_mb - rss_by_batch[2]) / slope)
+    while bad > good and fits(bad):  # the extrapolation undershot: double until a batch fails
+        good, bad = bad, 2 * bad
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        good, bad = (middle, bad) if fits(middle) else (good, middle)
+    return good, rss_by_batch
+
+
+def run_max_batch(args, peaks):
+    frames_list = [int(f) for f in args.frames.split(",")] if args.frames else [None]
+    for name, frames, precision, xla in itertools.product(
+        args.configs.split(","), frames_list, args.precisions.split(","), args.xla.split(",")
+    ):
+        batch, rss = max_batch(args, peaks, name, frames, precision, xla)
+        emit({"kind": "max_batch", "config": name, "precision": precision, "xla": xla,
+              "num_frames": model_config(name, frames)["num_frames"],
+              "memory_limit_mb": args.memory_gib * 1024, "max_batch": batch,
+              "peak_rss_mb_by_batch": rss})  # fmt: skip
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add = parser.add_argument
+    add("--configs", default="tiny,small,base", help="comma list of " + ",".join(CONFIGS))
+    add("--precisions", default="fp32,bf16", help="comma list of fp32,bf16")
+    add("--xla", default="off,on", help="comma list of off,on (tf.function jit_compile)")
+    add("--modes", default="infer,train", help="comma list of infer,train")
+    add("--steps", type=int, default=10, help="timed steps per repeat (median taken)")
+    add("--warmup", type=int, default=3, help="untimed steps after the first (compiling) call")
+    add("--repeats", type=int, default=3, help="timed blocks per measurement (best median taken)")
+    add("--threads", type=int, default=os.cpu_count(), help="TF intra-op threads")
+    add("--inter-op-threads", type=int, default=1, help="TF inter-op threads")
+    add("--peak-gflops", type=float, help="fp32 peak GFLOP/s to use instead of measuring")
+    add("--peak-bf16-gflops", type=float, help="bf16 peak GFLOP/s to use instead of measuring")
+    add("--timeout", type=int, default=1800, help="seconds per measurement subprocess")
+    add("--peer", action="store_true", help="also run the HF peer script and print ratios")
+    add("--peer-script", default=DEFAULT_PEER, help="path of peer_hf_timesformer.py")
+    add("--peer-compile", action="store_true", help="pass --compile to the peer")
+    add("--peer-timeout", type=int, default=7200, help="seconds per peer run")
+    add("--markdown", nargs="?", const="-", help="print a markdown table to stderr or FILE")
+    add("--max-batch", action="store_true", help="search the largest training batch instead")
+    add("--memory-gib", type=float, default=24.0, help="--max-batch peak RSS limit")
+    add("--frames", help="--max-batch: comma list of num_frames overriding the configs'")
+    add("--_worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    for name in args.configs.split(","):
+        if name not in CONFIGS:
+            parser.error(f"unknown config {name!r}; known: {', '.join(CONFIGS)}")
+    for flag, allowed in (("precisions", "fp32 bf16"), ("xla", "off on"), ("modes", "infer train")):
+        for value in getattr(args, flag).split(","):
+            if value not in allowed.split():
+                parser.error(f"--{flag} value {value!r} is not one of {allowed}")
+    return args
+
+
+def main():
+    args = parse_args()
+    if args._worker:
+        worker_main(json.loads(args._worker))
+        return
+    peaks = measure_peaks(args)
+    emit(machine_record(args, peaks))
+    if args.max_batch:
+        run_max_batch(args, peaks)
+        return
+    ours = {}
+    for name, mode, precision, xla in itertools.product(
+        *(getattr(args, flag).split(",") for flag in ("configs", "modes", "precisions", "xla"))
+    ):
+        record = measure(args, name, mode, precision, xla, peaks)
+        emit(record)
+        ours.setdefault((name, mode, precision), []).append(record)
+    peers = []
+    if args.peer:
+        for precision in args.precisions.split(","):
+            peers += run_peer(args, precision, peaks["fp32"])
+    summaries = summarize(ours, peers)
+    for row in peers + [ratio_record(s) for s in summaries if s["best"] and s["peer_best"]]:
+        emit(row)
+    if args.markdown == "-":
+        print(markdown_table(summaries), file=sys.stderr)
+    elif args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown_table(summaries))
+
+
+if __name__ == "__main__":
+    main()
