@@ -423,3 +423,33 @@ def _check_image_init_complete(backbone, canonical):
     ]
     if missing:
         raise CheckpointMismatchError(f"image checkpoint leaves model parameters unset: {missing}")
+
+
+def resize_time_embedding(time, num_frames):
+    """`[1, T0, D]` time embedding resized to `num_frames` steps by linear interpolation."""
+    if time.shape[1] == num_frames:
+        return time
+    resized = tf.image.resize(time[:, :, None, :], (num_frames, 1), method="bilinear").numpy()
+    return resized[:, :, 0, :]
+
+
+def load_backbone_from_model(model, source):
+    """Copies a CoVeR `source` model's backbone into `model` (embeddings resized to `model`'s
+    image size and clip length), and the heads whose name and class count match; returns the
+    names of the heads loaded."""
+    canonical = {
+        name: variable.numpy() for name, variable in _backbone_variables(source.backbone).items()
+    }
+    backbone = model.backbone
+    canonical["pos"] = resize_position_embedding(
+        canonical["pos"], backbone.image_size // backbone.patch_size
+    )
+    if "time" in canonical and backbone.patch_embedding.time_embedding is not None:
+        canonical["time"] = resize_time_embedding(canonical["time"], backbone.num_frames)
+    assign_backbone_weights(backbone, canonical, allow_missing=())
+    loaded = []
+    for name, head in model.heads.items():
+        if source.head_classes.get(name) == model.head_classes[name]:
+            head.set_weights(source.heads[name].get_weights())
+            loaded.append(name)
+    return loaded

@@ -1,0 +1,279 @@
+"""The experiment config: typed dataclasses, loaded from YAML, overridden with `--set a.b=value`.
+
+YAML only sets fields of these dataclasses: an unknown key is an error that names the key and the
+valid ones, a value of the wrong type names the key and the expected type, and cross-field checks
+live in `ExperimentConfig.validate()`. Dataset blocks are `cover_tf.data.DatasetConfig`s and the
+mixing block is a `cover_tf.data.MixingConfig`.
+"""
+
+import dataclasses
+import pathlib
+import types
+import typing
+
+import yaml
+
+from cover_tf.data.dataset_config import DatasetConfig, MixingConfig
+from cover_tf.layers import ATTENTION_TYPES
+
+OPTIMIZERS = ("adamw", "sgd")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+
+
+class ConfigError(ValueError):
+    """A config key or value that does not fit the schema; the message names the key."""
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The TimeSformer backbone and the heads (see `TimeSformerBackbone` for each field).
+
+    `init_checkpoint`: a `.keras` CoVeR model (e.g. from `python -m cover_tf.convert`) whose
+    backbone weights initialise training; heads whose name and size match are loaded too.
+    """
+
+    variant: str | None = "Ti/16"
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    num_heads: int | None = None
+    mlp_dim: int | None = None
+    patch_size: int | None = None
+    num_frames: int = 8
+    image_size: int = 224
+    attention_type: str = "divided_space_time"
+    dropout_rate: float = 0.0
+    attention_dropout_rate: float = 0.0
+    drop_path_rate: float = 0.1
+    temporal_on_single_frame: bool = True
+    pixel_mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
+    pixel_std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+    head_hidden_dim: int | None = None
+    head_dropout_rate: float = 0.0
+    init_checkpoint: str | None = None
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """Optimizer and schedule: linear warmup then cosine decay to `final_learning_rate_ratio`.
+
+    Weight decay (AdamW, or coupled L2 for SGD via AdamW-style exclusion) skips norms, biases and
+    the CLS / position / time embeddings. `clip_norm` clips the global gradient norm (0: off).
+    """
+
+    name: str = "adamw"
+    learning_rate: float = 1e-3
+    warmup_steps: int = 0
+    final_learning_rate_ratio: float = 0.0
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    clip_norm: float = 1.0
+    gradient_accumulation_steps: int = 1
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The training loop.
+
+    `steps`: optimizer steps in all; `steps_per_epoch`: steps between checkpoints, logs and the
+    `BackupAndRestore` saves a crashed run resumes from. `precision`: one of `PRECISIONS`.
+    `strategy`: `auto` picks TPU when a TPU cluster is configured, multi-worker when TF_CONFIG
+    names a cluster, mirrored over the visible GPUs, else the default strategy.
+    """
+
+    steps: int = 1000
+    steps_per_epoch: int = 100
+    precision: str = "float32"
+    jit_compile: bool = False
+    strategy: str = "auto"
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    """Evaluation at the end of training (and by `python -m cover_tf.evaluate`)."""
+
+    batch_size: int = 8
+    max_examples: int | None = None
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """A whole experiment: model, datasets (one head each), mixing, optimizer, loop, evaluation.
+
+    `data_dir`: the TFDS data_dir for every dataset block that does not set its own.
+    """
+
+    name: str = "experiment"
+    data_dir: str | None = None
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    datasets: list[DatasetConfig] = dataclasses.field(default_factory=list)
+    mixing: MixingConfig = dataclasses.field(default_factory=MixingConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+    def validate(self):
+        """Cross-field checks; raises ConfigError naming the offending key."""
+        _choice("model.attention_type", self.model.attention_type, ATTENTION_TYPES)
+        _choice("optimizer.name", self.optimizer.name, OPTIMIZERS)
+        _choice("train.precision", self.train.precision, PRECISIONS)
+        _choice("train.strategy", self.train.strategy, STRATEGIES)
+        if not self.datasets:
+            raise ConfigError("datasets: give at least one dataset block")
+        names = [dataset.name for dataset in self.datasets]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"datasets: names must be unique, got {names}")
+        for key in ("steps", "steps_per_epoch"):
+            if getattr(self.train, key) < 1:
+                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self.train, key)}")
+        if self.optimizer.gradient_accumulation_steps < 1:
+            raise ConfigError("optimizer.gradient_accumulation_steps must be >= 1")
+        if self.model.image_size % (self.model.patch_size or 16 if not self.model.variant else 1):
+            raise ConfigError("model.image_size must be a multiple of model.patch_size")
+        for dataset in self.datasets:
+            try:
+                dataset.validate()
+            except ValueError as error:
+                raise ConfigError(f"datasets.{dataset.name}: {error}") from error
+            if dataset.data_dir is None:
+                dataset.data_dir = self.data_dir
+        try:
+            self.mixing.validate()
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _choice(key, value, allowed):
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {allowed}, got {value!r}")
+
+
+def _parse(tp, value, key):
+    """`value` (from YAML) as type `tp`; ConfigError naming `key` otherwise."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            return _parse(option, value, key)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of {tp.__name__} fields, got {value!r}")
+        return from_dict(tp, value, key)
+    if origin is list:
+        (item_type,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return [_parse(item_type, item, f"{key}[{i}]") for i, item in enumerate(value)]
+    if origin is tuple:
+        item_types = typing.get_args(tp)
+        if not isinstance(value, list | tuple) or len(value) != len(item_types):
+            raise ConfigError(f"{key} must be a list of {len(item_types)} values, got {value!r}")
+        return tuple(_parse(t, v, key) for t, v in zip(item_types, value, strict=True))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported field type {tp}")
+
+
+def from_dict(cls, data, prefix=""):
+    """A `cls` dataclass from a mapping; unknown keys raise ConfigError naming the valid ones."""
+    hints = typing.get_type_hints(cls)
+    fields = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"unknown config key {where}{unknown[0]!r}; valid keys of {prefix or 'the config'}: "
+            f"{sorted(fields)}"
+        )
+    values = {
+        name: _parse(hints[name], value, f"{prefix}.{name}" if prefix else name)
+        for name, value in data.items()
+    }
+    return cls(**values)
+
+
+def apply_override(data, assignment):
+    """Applies `"a.b.c=value"` (value parsed as YAML) to a raw config mapping, in place.
+
+    In `datasets`, a path segment may be a dataset's name or its index:
+    `datasets.motion.flip=false`, `datasets.0.weight=2`.
+    """
+    path, sep, text = assignment.partition("=")
+    if not sep or not path:
+        raise ConfigError(f"--set expects KEY=VALUE (e.g. train.steps=100), got {assignment!r}")
+    value = yaml.safe_load(text)
+    keys = path.strip().split(".")
+    node = data
+    for depth, key in enumerate(keys[:-1]):
+        node = _child(node, key, ".".join(keys[: depth + 1]))
+    last = keys[-1]
+    if isinstance(node, list):
+        raise ConfigError(f"--set {path}: name a field of the dataset, not the dataset itself")
+    node[last] = value
+    return data
+
+
+def _child(node, key, where):
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            if str(index) == key or (isinstance(item, dict) and item.get("name") == key):
+                return item
+        names = [item.get("name") for item in node if isinstance(item, dict)]
+        raise ConfigError(f"--set {where}: no dataset named {key!r}; datasets are {names}")
+    if key not in node or node[key] is None:
+        node[key] = {}
+    if not isinstance(node[key], dict | list):
+        raise ConfigError(f"--set {where}: {where} is a value, not a section")
+    return node[key]
+
+
+def load_config(path=None, overrides=(), base=None):
+    """The validated `ExperimentConfig` of a YAML file (or `base` mapping) plus `--set` overrides."""
+    data = dict(base or {})
+    if path is not None:
+        text = pathlib.Path(path).read_text()
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of config sections")
+        data.update(loaded)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return from_dict(ExperimentConfig, data).validate()
+
+
+def dump_config(config, path):
+    """Writes the resolved config as YAML (what `load_config` reads back)."""
+
+    def plain(value):
+        if isinstance(value, tuple):
+            return [plain(item) for item in value]
+        if isinstance(value, list):
+            return [plain(item) for item in value]
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        return value
+
+    pathlib.Path(path).write_text(yaml.safe_dump(plain(config.to_dict()), sort_keys=False))

@@ -1,0 +1,89 @@
+"""Optimizer, schedule, masked per-head losses and per-dataset metrics for `Model.compile`."""
+
+import keras
+
+# Parameters without weight decay: norms, biases and the embeddings (substring match on names).
+NO_DECAY = ("gamma", "beta", "bias", "cls_token", "position_embedding", "time_embedding")
+
+
+def learning_rate_schedule(optimizer_config, total_steps):
+    """Linear warmup to `learning_rate`, then cosine decay over the remaining steps."""
+    warmup = min(optimizer_config.warmup_steps, max(total_steps - 1, 0))
+    decay_steps = max(total_steps - warmup, 1)
+    if warmup:
+        return keras.optimizers.schedules.CosineDecay(
+            0.0,
+            decay_steps,
+            alpha=optimizer_config.final_learning_rate_ratio,
+            warmup_target=optimizer_config.learning_rate,
+            warmup_steps=warmup,
+        )
+    return keras.optimizers.schedules.CosineDecay(
+        optimizer_config.learning_rate,
+        decay_steps,
+        alpha=optimizer_config.final_learning_rate_ratio,
+    )
+
+
+def build_optimizer(optimizer_config, total_steps):
+    """AdamW or SGD (momentum) with warmup + cosine, global-norm clipping, decay exclusions and
+    optional gradient accumulation, all Keras 3's own."""
+    schedule = learning_rate_schedule(optimizer_config, total_steps)
+    common = {
+        "global_clipnorm": optimizer_config.clip_norm or None,
+        "gradient_accumulation_steps": (
+            optimizer_config.gradient_accumulation_steps
+            if optimizer_config.gradient_accumulation_steps > 1
+            else None
+        ),
+    }
+    if optimizer_config.name == "adamw":
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=schedule, weight_decay=optimizer_config.weight_decay, **common
+        )
+    elif optimizer_config.name == "sgd":
+        optimizer = keras.optimizers.SGD(
+            learning_rate=schedule,
+            momentum=optimizer_config.momentum,
+            weight_decay=optimizer_config.weight_decay or None,
+            **common,
+        )
+    else:
+        raise ValueError(f"optimizer.name must be 'adamw' or 'sgd', got {optimizer_config.name!r}")
+    optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
+    return optimizer
+
+
+def head_losses(head_names):
+    """One categorical cross-entropy (on logits, soft labels) per head.
+
+    With the data pipeline's per-head sample weights (1 for the sample's own head, 0 otherwise)
+    and Keras' default `sum_over_batch_size` reduction, the total loss is the mean over the batch
+    of each sample's loss on its own head: every sample counts the same, whichever dataset it
+    comes from, so the mixing weights alone decide the datasets' shares.
+    """
+    return {name: keras.losses.CategoricalCrossentropy(from_logits=True) for name in head_names}
+
+
+def head_metrics(head_names):
+    """Per-dataset top-1 / top-5 accuracy, weighted by the head masks (pass as
+    `weighted_metrics`): each head's accuracy counts only its own dataset's samples. Keras logs
+    them as `<head>_top1` and `<head>_top5`."""
+    return {
+        name: [
+            keras.metrics.CategoricalAccuracy(name="top1"),
+            keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"),
+        ]
+        for name in head_names
+    }
+
+
+def compile_model(model, optimizer_config, total_steps, jit_compile=False):
+    """Compiles a `CoVeRModel` with the optimizer, masked per-head losses and metrics."""
+    model.compile(
+        optimizer=build_optimizer(optimizer_config, total_steps),
+        loss=head_losses(model.head_names),
+        weighted_metrics=head_metrics(model.head_names),
+        jit_compile=jit_compile,
+    )
+    return model

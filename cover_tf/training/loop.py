@@ -1,0 +1,143 @@
+"""The main job: build data and model under the strategy, `fit`, evaluate, write the workdir.
+
+Workdir layout (what export and evaluate read):
+    config.yaml       the resolved experiment config
+    datasets.json     {head: {"class_names": [...], "eval": DatasetConfig fields}}
+    backup/           BackupAndRestore state (weights, optimizer, epoch) a crashed run resumes from
+    checkpoint.keras  the model at the end of the last epoch
+    model.keras       the final model
+    history.csv       per-epoch losses and metrics (`<head>_top1` ...), steps/s
+    logs/             TensorBoard
+    metrics.json      final per-dataset evaluation (`<head>/top1`, `<head>/top5`, ...)
+"""
+
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+import time
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from cover_tf.config import ConfigError, dump_config
+from cover_tf.data import mixing, reader
+from cover_tf.training.compile import compile_model
+from cover_tf.training.evaluation import evaluate_datasets
+from cover_tf.training.model_factory import build_model
+from cover_tf.training.strategy import select_strategy
+
+BACKUP_METADATA = "training_metadata.json"
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Adds `steps_per_s` (training steps per second of the epoch) to the epoch logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start, self.steps = time.perf_counter(), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["steps_per_s"] = self.steps / max(time.perf_counter() - self.start, 1e-9)
+
+
+def resolved_datasets(config):
+    """Dataset configs with `num_classes` / `is_image` read from the prepared data, and the class
+    names, preparing builders that can prepare themselves (the embedded synthetic family)."""
+    datasets, class_names = [], {}
+    for cfg in config.datasets:
+        builder = reader.get_builder(cfg.builder, data_dir=cfg.data_dir)
+        if not builder.is_prepared():
+            logging.info("Preparing %s in %s", cfg.builder, builder.data_dir)
+            builder.download_and_prepare()
+        builder, cfg = reader.resolve(cfg, builder)
+        datasets.append(cfg)
+        class_names[cfg.name] = list(builder.info.features["label"].names)
+    return datasets, class_names
+
+
+def completed_epochs(backup_dir):
+    """Epochs a previous (interrupted) run of this workdir completed, from BackupAndRestore."""
+    path = pathlib.Path(backup_dir) / BACKUP_METADATA
+    return json.loads(path.read_text())["epoch"] if path.is_file() else 0
+
+
+def run(config, workdir, verbose="auto"):
+    """Trains and evaluates `config` in `workdir`; returns the evaluation metrics."""
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    train = config.train
+    if train.steps % train.steps_per_epoch:
+        raise ConfigError(
+            f"train.steps ({train.steps}) must be a multiple of train.steps_per_epoch "
+            f"({train.steps_per_epoch})"
+        )
+    epochs = train.steps // train.steps_per_epoch
+    keras.utils.set_random_seed(train.seed)
+    dump_config(config, workdir / "config.yaml")
+
+    strategy = select_strategy(train.strategy)
+    datasets, class_names = resolved_datasets(config)
+    (workdir / "datasets.json").write_text(
+        json.dumps(
+            {
+                cfg.name: {"class_names": class_names[cfg.name], "eval": dataclasses.asdict(cfg)}
+                for cfg in datasets
+            },
+            indent=1,
+        )
+    )
+    heads = {cfg.name: cfg.num_classes for cfg in datasets}
+    dtype = None if train.precision == "float32" else train.precision
+    with strategy.scope():
+        model = build_model(config.model, heads, dtype=dtype)
+        compile_model(model, config.optimizer, train.steps, jit_compile=train.jit_compile)
+    mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
+
+    backup_dir = workdir / "backup"
+    done_epochs = completed_epochs(backup_dir)
+    dataset = mixing.train_dataset(datasets, config.mixing, mean, std)
+    if done_epochs:
+        # BackupAndRestore restores weights, optimizer and epoch; the data stream resumes where
+        # the interrupted run was, so a deterministic pipeline replays the same batches.
+        logging.info("Resuming after %d completed epoch(s)", done_epochs)
+        dataset = dataset.skip(done_epochs * train.steps_per_epoch)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(
+            str(backup_dir), save_freq="epoch", delete_checkpoint=False
+        ),
+        StepTimer(),
+        keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(workdir / "logs"), update_freq="epoch"),
+        keras.callbacks.ModelCheckpoint(str(workdir / "checkpoint.keras")),
+    ]
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    start = time.perf_counter()
+    model.fit(
+        dataset,
+        epochs=epochs,
+        steps_per_epoch=train.steps_per_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    train_seconds = time.perf_counter() - start
+    model.save(workdir / "model.keras")
+
+    metrics = evaluate_datasets(
+        model, datasets, batch_size=config.eval.batch_size, max_examples=config.eval.max_examples
+    )
+    metrics["train/steps"] = int(model.optimizer.iterations.numpy())
+    metrics["train/seconds_this_run"] = round(train_seconds, 1)
+    metrics["train/epochs_resumed"] = done_epochs
+    (workdir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
+    return metrics
+
+
+def total_epochs(config):
+    return math.ceil(config.train.steps / config.train.steps_per_epoch)
