@@ -18,7 +18,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m cover_tf.demo
+	$(PY) -m cover_tf.train --config configs/demo.yaml --workdir runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests datasets
@@ -35,7 +35,8 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format cover_tf datasets export benchmarks tests
 
 bench: $(STAMP)
-	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/throughput.py --peer --markdown runs/throughput.md | tee runs/throughput.jsonl
+	$(PY) benchmarks/input_pipeline.py --out runs/input_pipeline.jsonl
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

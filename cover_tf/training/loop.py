@@ -3,7 +3,7 @@
 Workdir layout (what export and evaluate read):
     config.yaml       the resolved experiment config
     datasets.json     {head: {"class_names": [...], "eval": DatasetConfig fields}}
-    backup/           BackupAndRestore state (weights, optimizer, epoch) a crashed run resumes from
+    backup/           the last complete epoch's weights + optimizer state (a crashed run resumes)
     checkpoint.keras  the model at the end of the last epoch
     model.keras       the final model
     history.csv       per-epoch losses and metrics (`<head>_top1` ...), steps/s
@@ -13,23 +13,20 @@ Workdir layout (what export and evaluate read):
 
 import dataclasses
 import json
-import math
 import pathlib
 import sys
 import time
 
 import keras
-import tensorflow as tf
 from absl import logging
 
 from cover_tf.config import ConfigError, dump_config
 from cover_tf.data import mixing, reader
+from cover_tf.training import backup
 from cover_tf.training.compile import compile_model
 from cover_tf.training.evaluation import evaluate_datasets
 from cover_tf.training.model_factory import build_model
 from cover_tf.training.strategy import select_strategy
-
-BACKUP_METADATA = "training_metadata.json"
 
 
 class StepTimer(keras.callbacks.Callback):
@@ -59,12 +56,6 @@ def resolved_datasets(config):
         datasets.append(cfg)
         class_names[cfg.name] = list(builder.info.features["label"].names)
     return datasets, class_names
-
-
-def completed_epochs(backup_dir):
-    """Epochs a previous (interrupted) run of this workdir completed, from BackupAndRestore."""
-    path = pathlib.Path(backup_dir) / BACKUP_METADATA
-    return json.loads(path.read_text())["epoch"] if path.is_file() else 0
 
 
 def run(config, workdir, verbose="auto"):
@@ -100,17 +91,15 @@ def run(config, workdir, verbose="auto"):
     mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
 
     backup_dir = workdir / "backup"
-    done_epochs = completed_epochs(backup_dir)
+    done_epochs = backup.restore(model, backup_dir)
     dataset = mixing.train_dataset(datasets, config.mixing, mean, std)
     if done_epochs:
-        # BackupAndRestore restores weights, optimizer and epoch; the data stream resumes where
+        # Weights and optimizer state come back from the backup; the data stream resumes where
         # the interrupted run was, so a deterministic pipeline replays the same batches.
         logging.info("Resuming after %d completed epoch(s)", done_epochs)
         dataset = dataset.skip(done_epochs * train.steps_per_epoch)
     callbacks = [
-        keras.callbacks.BackupAndRestore(
-            str(backup_dir), save_freq="epoch", delete_checkpoint=False
-        ),
+        backup.AtomicBackup(backup_dir),
         StepTimer(),
         keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(workdir / "logs"), update_freq="epoch"),
@@ -122,6 +111,7 @@ def run(config, workdir, verbose="auto"):
     model.fit(
         dataset,
         epochs=epochs,
+        initial_epoch=done_epochs,
         steps_per_epoch=train.steps_per_epoch,
         callbacks=callbacks,
         verbose=verbose,
@@ -137,7 +127,3 @@ def run(config, workdir, verbose="auto"):
     metrics["train/epochs_resumed"] = done_epochs
     (workdir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
     return metrics
-
-
-def total_epochs(config):
-    return math.ceil(config.train.steps / config.train.steps_per_epoch)

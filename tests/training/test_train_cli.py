@@ -1,0 +1,78 @@
+"""`python -m cover_tf.train` end to end on the embedded synthetic datasets (tiny model)."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+
+import keras
+import pytest
+
+import cover_tf  # noqa: F401  (registers the Keras classes)
+from tests.training.conftest import REPO, run_train, train_command
+
+
+def test_train_writes_a_complete_workdir(tmp_path, synthetic_data_dir):
+    workdir = tmp_path / "run"
+    metrics = run_train(workdir, synthetic_data_dir, "train.steps=20", "train.steps_per_epoch=10")
+    for name in ("appearance", "motion", "images"):
+        assert 0.0 <= metrics[f"{name}/top1"] <= metrics[f"{name}/top5"] <= 1.0
+        assert metrics[f"{name}/num_examples"] == 40
+    assert metrics["train/steps"] == 20
+    model = keras.saving.load_model(workdir / "model.keras")
+    assert model.head_classes == {"appearance": 12, "images": 24, "motion": 8}
+    datasets = json.loads((workdir / "datasets.json").read_text())
+    assert datasets["motion"]["class_names"][0] == "left_to_right"
+    assert datasets["motion"]["eval"]["flip"] is False
+    rows = list(csv.DictReader((workdir / "history.csv").open()))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert {"motion_top1", "images_loss", "steps_per_s"} <= set(rows[0])
+    assert (workdir / "config.yaml").is_file() and any((workdir / "logs").iterdir())
+
+
+def test_bad_config_key_fails_before_training(tmp_path, synthetic_data_dir):
+    result = subprocess.run(
+        train_command(tmp_path / "run", synthetic_data_dir, "train.stepz=3"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 2
+    assert "unknown config key train.'stepz'" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path, synthetic_data_dir):
+    overrides = ("train.steps=40", "train.steps_per_epoch=10", "model.drop_path_rate=0.0")
+    reference = run_train(tmp_path / "uninterrupted", synthetic_data_dir, *overrides)
+
+    workdir = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        train_command(workdir, synthetic_data_dir, *overrides),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    metadata = workdir / "backup" / "state.json"
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline and process.poll() is None:
+        if metadata.is_file() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 2:
+            break
+        time.sleep(0.2)
+    if process.poll() is not None:
+        pytest.fail("the run ended before it could be killed mid-training")
+    time.sleep(0.5)  # into the third epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (workdir / "metrics.json").exists()
+
+    resumed = run_train(workdir, synthetic_data_dir, *overrides)
+    assert resumed["train/epochs_resumed"] >= 2
+    assert resumed["train/steps"] == reference["train/steps"] == 40
+    for name in ("appearance", "motion", "images"):
+        assert resumed[f"{name}/top1"] == pytest.approx(reference[f"{name}/top1"], abs=1e-9)
+        assert resumed[f"{name}/top5"] == pytest.approx(reference[f"{name}/top5"], abs=1e-9)
