@@ -2,15 +2,19 @@
 
 The pieces a user's own script needs:
 
+    datasets, class_names = prepare_datasets(config)   # DatasetConfigs with num_classes filled
     strategy = select_strategy("auto")
     with strategy.scope():
-        model = build_model(config.model, heads)          # {dataset_name: num_classes}
+        model = build_model(config.model, {d.name: d.num_classes for d in datasets})
         compile_model(model, config.optimizer, total_steps=..., jit_compile=False)
-    model.fit(cover_tf.data.train_dataset(...), steps_per_epoch=..., epochs=...)
+    model.fit(cover_tf.data.train_dataset(datasets, config.mixing, mean, std), ...)
+
+(README.md has a complete, tested example.)
 """
 
 from cover_tf.training.compile import build_optimizer, compile_model, head_losses, head_metrics
 from cover_tf.training.evaluation import evaluate_datasets
+from cover_tf.training.loop import prepare_datasets
 from cover_tf.training.model_factory import build_model
 from cover_tf.training.strategy import select_strategy
 
@@ -21,5 +25,6 @@ __all__ = [
     "evaluate_datasets",
     "head_losses",
     "head_metrics",
+    "prepare_datasets",
     "select_strategy",
 ]

@@ -43,7 +43,7 @@ class StepTimer(keras.callbacks.Callback):
             logs["steps_per_s"] = self.steps / max(time.perf_counter() - self.start, 1e-9)
 
 
-def resolved_datasets(config):
+def prepare_datasets(config):
     """Dataset configs with `num_classes` / `is_image` read from the prepared data, and the class
     names, preparing builders that can prepare themselves (the embedded synthetic family)."""
     datasets, class_names = [], {}
@@ -73,7 +73,7 @@ def run(config, workdir, verbose="auto"):
     dump_config(config, workdir / "config.yaml")
 
     strategy = select_strategy(train.strategy)
-    datasets, class_names = resolved_datasets(config)
+    datasets, class_names = prepare_datasets(config)
     (workdir / "datasets.json").write_text(
         json.dumps(
             {
@@ -125,5 +125,6 @@ def run(config, workdir, verbose="auto"):
     metrics["train/steps"] = int(model.optimizer.iterations.numpy())
     metrics["train/seconds_this_run"] = round(train_seconds, 1)
     metrics["train/epochs_resumed"] = done_epochs
+    metrics["train/replicas"] = strategy.num_replicas_in_sync
     (workdir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
     return metrics

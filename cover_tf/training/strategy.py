@@ -37,7 +37,9 @@ def select_strategy(name="auto"):
     if name == "default":
         strategy = tf.distribute.get_strategy()
     elif name == "mirrored":
-        strategy = tf.distribute.MirroredStrategy()
+        # Every GPU; without GPUs, every logical CPU device (tests split the CPU in two).
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy([device.name for device in devices])
     elif name == "multi_worker":
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     elif name == "tpu":

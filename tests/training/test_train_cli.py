@@ -76,3 +76,27 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, synthetic_data_dir):
     for name in ("appearance", "motion", "images"):
         assert resumed[f"{name}/top1"] == pytest.approx(reference[f"{name}/top1"], abs=1e-9)
         assert resumed[f"{name}/top5"] == pytest.approx(reference[f"{name}/top5"], abs=1e-9)
+
+
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path, synthetic_data_dir):
+    command = train_command(
+        tmp_path / "run",
+        synthetic_data_dir,
+        "train.steps=10",
+        "train.steps_per_epoch=5",
+        "train.strategy=mirrored",
+    )
+    command[1:3] = [str(REPO / "tests" / "training" / "logical_cpus_train.py")]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["train/replicas"] == 2
+    assert metrics["train/steps"] == 10
+    assert all(0.0 <= metrics[f"{name}/top1"] <= 1.0 for name in ("appearance", "motion", "images"))
