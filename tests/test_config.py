@@ -15,7 +15,9 @@ def test_demo_config_loads_with_typed_values():
     assert [d.name for d in config.datasets] == ["appearance", "motion", "images"]
     motion = config.datasets[1]
     assert motion.flip is False and motion.train_short_side_range == (32, 40)
-    assert config.optimizer.learning_rate == 0.001 and isinstance(config.optimizer.learning_rate, float)
+    assert config.optimizer.learning_rate == 0.001 and isinstance(
+        config.optimizer.learning_rate, float
+    )
     # data_dir of the experiment reaches every dataset block that does not set its own
     assert all(d.data_dir == "runs/tensorflow_datasets" for d in config.datasets)
 
@@ -29,8 +31,13 @@ def test_every_shipped_config_is_valid_and_documented(path):
 def test_overrides_reach_nested_fields_and_datasets_by_name_or_index():
     config = load_config(
         CONFIGS / "demo.yaml",
-        ["train.steps=20", "model.num_layers=2", "datasets.motion.weight=2.5", "datasets.0.flip=false",
-         "mixing.alpha=0.5"],
+        [
+            "train.steps=20",
+            "model.num_layers=2",
+            "datasets.motion.weight=2.5",
+            "datasets.0.flip=false",
+            "mixing.alpha=0.5",
+        ],
     )
     assert config.train.steps == 20 and config.model.num_layers == 2
     assert config.datasets[1].weight == 2.5 and config.datasets[0].flip is False

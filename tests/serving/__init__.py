@@ -1,0 +1,1 @@
+"""Tests of export, serving and predict."""

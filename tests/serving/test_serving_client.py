@@ -1,0 +1,149 @@
+"""export/serving_client.py against in-test doubles of TF Serving (gRPC and REST, 127.0.0.1)."""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from cover_tf.serving import client
+from cover_tf.serving.exporter import reference_probabilities
+from tests.serving.conftest import LIMITS, REPO, TOP_K
+from tests.serving.serving_doubles import SignatureRunner, grpc_double, rest_double
+
+MODEL = "cover"
+
+
+@pytest.fixture(scope="module")
+def serving_client():
+    """export/serving_client.py, loaded by path (export/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        "serving_client", REPO / "export" / "serving_client.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def runner(export):
+    return SignatureRunner(MODEL, export["path"], export["version"])
+
+
+def run_client(serving_client, capsys, argv) -> tuple[int, dict]:
+    code = serving_client.main(argv)
+    return code, json.loads(capsys.readouterr().out)
+
+
+def expected_top(source, head, frames):
+    model, specs = source
+    probabilities = reference_probabilities(model, specs[head], frames[None])[0]
+    order = np.argsort(-probabilities, kind="stable")[:TOP_K]
+    return [specs[head].class_names[i] for i in order], probabilities[order]
+
+
+def test_grpc_round_trip_of_a_real_h264_clip(serving_client, runner, source, real_clip, capsys):
+    path, frames = real_clip
+    with grpc_double(runner) as address:
+        assert address.startswith("127.0.0.1:")
+        code, answer = run_client(
+            serving_client, capsys, [str(path), "--head", "motion", "--grpc", address]
+        )
+        code_jpeg, answer_jpeg = run_client(
+            serving_client, capsys, [str(path), "--head", "images", "--jpeg", "--grpc", address]
+        )
+        code_all, answer_all = run_client(serving_client, capsys, [str(path), "--grpc", address])
+    assert code == code_jpeg == code_all == 0
+    assert answer["signature"] == "motion" and answer["frames"] == list(frames.shape)
+    classes, probabilities = expected_top(source, "motion", frames)
+    assert [entry["class"] for entry in answer["heads"]["motion"]] == classes
+    np.testing.assert_allclose(
+        [entry["probability"] for entry in answer["heads"]["motion"]], probabilities, atol=1e-5
+    )
+    assert answer_jpeg["signature"] == "images_jpeg"
+    assert len(answer_jpeg["heads"]["images"]) == TOP_K
+    assert sorted(answer_all["heads"]) == ["images", "motion"]
+    assert answer_all["heads"]["motion"] == answer["heads"]["motion"]
+
+
+@pytest.mark.parametrize("rest_format", client.REST_FORMATS)
+def test_rest_round_trip_of_a_real_h264_clip(
+    serving_client, runner, source, real_clip, capsys, rest_format
+):
+    path, frames = real_clip
+    with rest_double(runner) as url:
+        assert url.startswith("http://127.0.0.1:")
+        code, answer = run_client(
+            serving_client,
+            capsys,
+            [str(path), "--head", "motion", "--rest", url, "--rest-format", rest_format],
+        )
+        code_jpeg, answer_jpeg = run_client(
+            serving_client, capsys, [str(path), "--head", "motion", "--jpeg", "--rest", url]
+        )
+    assert code == code_jpeg == 0
+    classes, probabilities = expected_top(source, "motion", frames)
+    assert [entry["class"] for entry in answer["heads"]["motion"]] == classes
+    np.testing.assert_allclose(
+        [entry["probability"] for entry in answer["heads"]["motion"]], probabilities, atol=1e-5
+    )
+    assert answer_jpeg["signature"] == "motion_jpeg"
+
+
+GRPC_REFUSALS = {
+    "wrong dtype": ("motion", {"frames": np.zeros([1, 4, 16, 16, 3], np.float32)}, "uint8"),
+    "wrong rank": ("motion", {"frames": np.zeros([4, 16, 16, 3], np.uint8)}, "not compatible"),
+    "too many frames": (
+        "motion",
+        {"frames": np.zeros([1, LIMITS.max_frames + 1, 8, 8, 3], np.uint8)},
+        f"max_frames={LIMITS.max_frames}",
+    ),
+    "too many pixels": (
+        "images",
+        {"frames": np.zeros([1, 1, 120, 90, 3], np.uint8)},
+        f"max_pixels={LIMITS.max_pixels}",
+    ),
+    "garbage jpeg": (
+        "images_jpeg",
+        {"jpeg_frames": np.array([[b"\xff\xd8 not really a jpeg"]], dtype=object)},
+        "JPEG",
+    ),
+    "unknown signature": ("nope", {"frames": np.zeros([1, 1, 8, 8, 3], np.uint8)}, "nope"),
+    "wrong input name": ("motion", {"video": np.zeros([1, 1, 8, 8, 3], np.uint8)}, "frames"),
+}
+
+
+def test_grpc_refusals_are_invalid_argument(runner):
+    with grpc_double(runner) as address:
+        for case, (signature, inputs, message) in GRPC_REFUSALS.items():
+            with pytest.raises(client.ServingError) as refused:
+                client.grpc_predict(address, MODEL, signature, inputs, timeout=30)
+            assert refused.value.code == "INVALID_ARGUMENT", case
+            assert message in refused.value.message, (case, refused.value.message)
+        with pytest.raises(client.ServingError, match="NOT_FOUND"):
+            client.grpc_predict(address, "other", "motion", GRPC_REFUSALS["wrong rank"][1])
+
+
+def test_rest_refusals_are_http_400(runner, serving_client, real_clip, capsys):
+    with rest_double(runner) as url:
+        with pytest.raises(client.ServingError) as refused:
+            client.rest_predict(
+                url, MODEL, "motion", {"frames": np.full([1, 2, 8, 8, 3], 0.5, np.float32)}
+            )
+        assert refused.value.code == 400 and "uint8" in refused.value.message
+        too_many = {"frames": np.zeros([1, LIMITS.max_frames + 1, 8, 8, 3], np.uint8)}
+        with pytest.raises(client.ServingError, match="max_frames") as refused:
+            client.rest_predict(url, MODEL, "motion", too_many)
+        assert refused.value.code == 400
+        # The script prints the refusal as JSON and exits 1: here an unknown head.
+        code, answer = run_client(
+            serving_client, capsys, [str(real_clip[0]), "--head", "nope", "--rest", url]
+        )
+    assert code == 1 and answer["code"] == 400 and "nope" in answer["error"]
+
+
+def test_client_reports_an_undecodable_file(serving_client, tmp_path, capsys):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x01 not a video" * 64)
+    code, answer = run_client(serving_client, capsys, [str(broken), "--head", "motion"])
+    assert code == 1 and answer["code"] == "decode" and "broken.mp4" in answer["error"]
