@@ -5,10 +5,10 @@ import io
 
 import numpy as np
 import PIL.Image
-import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
+from cover_tf.builders.class_folders import list_class_folders
 from cover_tf.builders.video_builder import SKIPPED_REPORT_PATTERN, SkipReport, encode_jpeg
 from cover_tf.builders.video_decode import resized_shape
 
@@ -29,17 +29,8 @@ class ImageFolderConfig(tfds.core.BuilderConfig):
 
 
 def list_split(split_dir: epath.Path) -> dict[str, list[epath.Path]]:
-    """{class folder name: sorted image paths} of one split folder (other files ignored)."""
-    classes = {}
-    for name in sorted(tf.io.gfile.listdir(str(split_dir))):
-        class_dir = split_dir / name.rstrip("/")
-        if class_dir.is_dir():
-            classes[class_dir.name] = sorted(
-                class_dir / f
-                for f in tf.io.gfile.listdir(str(class_dir))
-                if epath.Path(f).suffix.lower() in IMAGE_SUFFIXES
-            )
-    return classes
+    """{class folder name: sorted file paths} of one split folder (other files ignored)."""
+    return list_class_folders(split_dir, IMAGE_SUFFIXES)
 
 
 def read_image(path: epath.Path, short_side: int | None) -> np.ndarray:

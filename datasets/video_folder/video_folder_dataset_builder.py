@@ -1,26 +1,17 @@
 """video_folder: any `root/<split>/<class>/<video>` tree, e.g. a user's own videos."""
 
-import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
+from cover_tf.builders.class_folders import list_class_folders
 from cover_tf.builders.video_builder import VideoBuilder, VideoBuilderConfig, VideoItem
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg")
 
 
 def list_split(split_dir: epath.Path) -> dict[str, list[epath.Path]]:
-    """{class folder name: sorted video paths} of one split folder (other files ignored)."""
-    classes = {}
-    for name in sorted(tf.io.gfile.listdir(str(split_dir))):
-        class_dir = split_dir / name.rstrip("/")
-        if class_dir.is_dir():
-            classes[class_dir.name] = sorted(
-                class_dir / f
-                for f in tf.io.gfile.listdir(str(class_dir))
-                if epath.Path(f).suffix.lower() in VIDEO_SUFFIXES
-            )
-    return classes
+    """{class folder name: sorted file paths} of one split folder (other files ignored)."""
+    return list_class_folders(split_dir, VIDEO_SUFFIXES)
 
 
 class Builder(VideoBuilder):
