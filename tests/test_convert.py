@@ -6,12 +6,11 @@ import subprocess
 import sys
 
 import keras
-
-import cover_tf  # noqa: F401  (registers the Keras classes for load_model)
 import numpy as np
 import pytest
 import torch
 
+import cover_tf  # noqa: F401  (registers the Keras classes for load_model)
 from tests.models.reference_models import clips, hf_timesformer, hf_vit, to_torch_layout
 
 pytestmark = pytest.mark.reference

@@ -1,0 +1,135 @@
+"""Evaluate a training workdir: every dataset through its own head, multi-view, plus a chart.
+
+    python -m cover_tf.evaluate --workdir DIR [--checkpoint FILE.keras] [--clips N] [--crops 1|3]
+        [--split NAME] [--max-examples N] [--batch-size N] [--out FILE.json] [--chart FILE.png]
+
+Reads DIR/config.yaml and DIR/model.keras (or --checkpoint), resolves the datasets as training
+does, and evaluates each one's eval split (or --split) with clips x crops views per video, the
+softmax averaged over the views (the paper: 1 x 3). Views default to each dataset block's
+`eval_clips` / `eval_crops`; --clips / --crops override them for every dataset. Writes
+`<head>/top1`, `<head>/top5`, `<head>/num_examples`, `<head>/views` to DIR/eval_metrics.json
+(or --out), prints them as one JSON line, and draws DIR/eval.png (or --chart): accuracy bars
+against chance and, when DIR/history.csv exists, the training curves. Exit status 2 when the
+workdir lacks config.yaml or model.keras or the config does not fit the model.
+"""
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+
+import keras
+
+import cover_tf  # noqa: F401  (registers the serialisable classes for load_model)
+from cover_tf.config import ConfigError, load_config
+from cover_tf.training import prepare_datasets
+from cover_tf.training.charts import plot_evaluation
+from cover_tf.training.evaluation import evaluate_dataset
+
+CONFIG_FILE = "config.yaml"
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+EVAL_CROPS = (1, 3)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m cover_tf.evaluate", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--workdir", required=True, help="a training workdir (config.yaml, ...)")
+    parser.add_argument("--checkpoint", help=f"a .keras model (default: DIR/{MODEL_FILE})")
+    parser.add_argument("--clips", type=int, help="clips per video (default: the config's)")
+    parser.add_argument(
+        "--crops", type=int, choices=EVAL_CROPS, help="crops per clip (default: the config's)"
+    )
+    parser.add_argument("--split", help="TFDS split for every dataset (default: eval_split)")
+    parser.add_argument("--max-examples", type=int, help="default: the config's eval block")
+    parser.add_argument("--batch-size", type=int, help="default: the config's eval block")
+    parser.add_argument("--out", help="metrics JSON (default: DIR/eval_metrics.json)")
+    parser.add_argument("--chart", help="PNG chart (default: DIR/eval.png)")
+    args = parser.parse_args(argv)
+    for name in ("clips", "max_examples", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    return args
+
+
+def view_overrides(datasets, clips=None, crops=None, split=None):
+    """The dataset configs with `eval_clips` / `eval_crops` / `eval_split` replaced where given."""
+    changes = {
+        field: value
+        for field, value in (("eval_clips", clips), ("eval_crops", crops), ("eval_split", split))
+        if value is not None
+    }
+    return [dataclasses.replace(cfg, **changes) for cfg in datasets]
+
+
+def evaluate_workdir(workdir, checkpoint=None, clips=None, crops=None, split=None, **options):
+    """`(metrics, {head: num_classes})` of a workdir's model on every dataset of its config.
+
+    `options`: `batch_size`, `max_examples` (default: the config's eval block).
+    Raises FileNotFoundError for a missing config.yaml / model file and ConfigError when a dataset
+    of the config has no head of the same name in the model.
+    """
+    workdir = pathlib.Path(workdir)
+    config_path = workdir / CONFIG_FILE
+    model_path = pathlib.Path(checkpoint) if checkpoint else workdir / MODEL_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"workdir {str(workdir)!r} has no {CONFIG_FILE}")
+    if not model_path.is_file():
+        raise FileNotFoundError(f"no model file at {str(model_path)!r}")
+    config = load_config(config_path)
+    batch_size = options.get("batch_size") or config.eval.batch_size
+    max_examples = options.get("max_examples") or config.eval.max_examples
+
+    model = keras.saving.load_model(model_path, compile=False)
+    datasets, _ = prepare_datasets(config)
+    datasets = view_overrides(datasets, clips, crops, split)
+    for cfg in datasets:
+        heads = getattr(model, "head_classes", {})
+        if cfg.name not in heads:
+            raise ConfigError(
+                f"dataset {cfg.name!r} has no head in {str(model_path)!r}; heads: {sorted(heads)}"
+            )
+        if heads[cfg.name] != cfg.num_classes:
+            raise ConfigError(
+                f"dataset {cfg.name!r} has {cfg.num_classes} classes but its head in "
+                f"{str(model_path)!r} has {heads[cfg.name]}"
+            )
+    mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
+    metrics = {}
+    for cfg in datasets:
+        metrics.update(evaluate_dataset(model, cfg, mean, std, batch_size, max_examples))
+    return metrics, {cfg.name: cfg.num_classes for cfg in datasets}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    workdir = pathlib.Path(args.workdir)
+    try:
+        metrics, num_classes = evaluate_workdir(
+            workdir,
+            checkpoint=args.checkpoint,
+            clips=args.clips,
+            crops=args.crops,
+            split=args.split,
+            batch_size=args.batch_size,
+            max_examples=args.max_examples,
+        )
+    except (ConfigError, FileNotFoundError) as error:
+        print(f"evaluate: {error}", file=sys.stderr)
+        return 2
+    out = pathlib.Path(args.out or workdir / "eval_metrics.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(metrics, indent=1, sort_keys=True))
+    plot_evaluation(
+        metrics, num_classes, workdir / HISTORY_FILE, args.chart or workdir / "eval.png"
+    )
+    print(json.dumps(metrics, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""`python -m cover_tf.evaluate` on a real tiny training workdir: metrics JSON, views, chart."""
+
+import json
+import os
+import subprocess
+import sys
+
+import matplotlib.image
+import pytest
+
+from cover_tf import evaluate
+from tests.training.conftest import REPO, run_train
+
+HEADS = ("appearance", "motion", "images")
+
+
+@pytest.fixture(scope="module")
+def tiny_workdir(tmp_path_factory, synthetic_data_dir):
+    workdir = tmp_path_factory.mktemp("evaluate") / "run"
+    run_train(workdir, synthetic_data_dir, "train.steps=10", "train.steps_per_epoch=5")
+    return workdir
+
+
+def run_evaluate(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "cover_tf.evaluate", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+def test_evaluate_overrides_views_and_writes_metrics_and_chart(tiny_workdir, tmp_path):
+    out, chart = tmp_path / "metrics.json", tmp_path / "eval.png"
+    result = run_evaluate(
+        "--workdir",
+        str(tiny_workdir),
+        "--clips",
+        "2",
+        "--crops",
+        "3",
+        "--max-examples",
+        "16",
+        "--out",
+        str(out),
+        "--chart",
+        str(chart),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert printed == json.loads(out.read_text())
+    for head in HEADS:
+        assert 0.0 <= printed[f"{head}/top1"] <= printed[f"{head}/top5"] <= 1.0
+        assert printed[f"{head}/num_examples"] == 16
+    # Videos: clips x crops views; images (one frame) get the crops only.
+    assert printed["appearance/views"] == printed["motion/views"] == 2 * 3
+    assert printed["images/views"] == 3
+    image = matplotlib.image.imread(chart)
+    assert image.ndim == 3 and image.shape[2] in (3, 4)
+    # Two panels (accuracy + history.csv curves) side by side.
+    assert image.shape[0] > 200 and image.shape[1] > 2 * image.shape[0]
+
+
+def test_evaluate_defaults_to_the_config_views_and_the_workdir(tiny_workdir, capsys):
+    assert evaluate.main(["--workdir", str(tiny_workdir), "--max-examples", "8"]) == 0
+    metrics = json.loads((tiny_workdir / "eval_metrics.json").read_text())
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == metrics
+    # configs/demo.yaml evaluates 1 clip x 1 crop.
+    assert {metrics[f"{head}/views"] for head in HEADS} == {1}
+    assert matplotlib.image.imread(tiny_workdir / "eval.png").shape[0] > 200
+
+
+def test_missing_workdir_files_are_a_clear_error(tmp_path, capsys):
+    assert evaluate.main(["--workdir", str(tmp_path / "nowhere")]) == 2
+    assert "has no config.yaml" in capsys.readouterr().err
+    (tmp_path / "config.yaml").write_text("name: x\n")
+    assert evaluate.main(["--workdir", str(tmp_path)]) == 2
+    assert "no model file" in capsys.readouterr().err
