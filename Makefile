@@ -19,6 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m cover_tf.train --config configs/demo.yaml --workdir runs/demo
+	$(PY) -m cover_tf.evaluate --workdir runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests datasets
