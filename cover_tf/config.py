@@ -30,7 +30,8 @@ class ModelConfig:
     """The TimeSformer backbone and the heads (see `TimeSformerBackbone` for each field).
 
     `init_checkpoint`: a `.keras` CoVeR model (e.g. from `python -m cover_tf.convert`) whose
-    backbone weights initialise training; heads whose name and size match are loaded too.
+    backbone weights initialise training; with `init_heads`, heads whose name and size match are
+    loaded too (false: every head starts new, as fine-tuning A->B with a new head does).
     """
 
     variant: str | None = "Ti/16"
@@ -51,6 +52,7 @@ class ModelConfig:
     head_hidden_dim: int | None = None
     head_dropout_rate: float = 0.0
     init_checkpoint: str | None = None
+    init_heads: bool = True
 
 
 @dataclasses.dataclass

@@ -56,13 +56,21 @@ def checkpoint_kind(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m cover_tf.convert", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cover_tf.convert", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--checkpoint", required=True, help="HF checkpoint dir or ViT .npz")
     parser.add_argument("--out", required=True, help="output .keras file")
-    parser.add_argument("--head", default="classifier", help="head name for an HF TimeSformer's classifier")
-    parser.add_argument("--heads", type=parse_heads, help="new heads NAME=N,... (image checkpoints)")
+    parser.add_argument(
+        "--head", default="classifier", help="head name for an HF TimeSformer's classifier"
+    )
+    parser.add_argument(
+        "--heads", type=parse_heads, help="new heads NAME=N,... (image checkpoints)"
+    )
     parser.add_argument("--num-frames", type=int, default=8, help="clip length (image checkpoints)")
-    parser.add_argument("--image-size", type=int, default=None, help="frame side (image checkpoints)")
+    parser.add_argument(
+        "--image-size", type=int, default=None, help="frame side (image checkpoints)"
+    )
     parser.add_argument(
         "--attention-type",
         default="divided_space_time",

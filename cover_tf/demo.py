@@ -77,7 +77,10 @@ def main(argv=None):
     )
     video, video_source = sample_video(args.num_frames)
     image, image_source = sample_image()
-    for kind, frames, source in (("clip", video, video_source), ("image", image[None], image_source)):
+    for kind, frames, source in (
+        ("clip", video, video_source),
+        ("image", image[None], image_source),
+    ):
         inputs = to_model_input(frames, args.image_size, backbone.pixel_mean, backbone.pixel_std)
         forward = tf.function(model)
         forward(inputs)  # trace and warm up

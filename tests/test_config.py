@@ -69,3 +69,47 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
     config = load_config(CONFIGS / "demo.yaml", ["train.steps=300"])
     dump_config(config, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == config
+
+
+@pytest.mark.parametrize("name", ["demo_appearance_only", "demo_motion_only", "demo_videos_only"])
+def test_demo_baselines_are_the_demo_recipe_on_fewer_datasets(name):
+    """A baseline differs from the co-training demo only in its datasets, or the comparison lies."""
+    baseline, demo = load_config(CONFIGS / f"{name}.yaml"), load_config(CONFIGS / "demo.yaml")
+    kept = [d.name for d in baseline.datasets]
+    assert 0 < len(kept) < len(demo.datasets)
+    assert baseline.datasets == [d for d in demo.datasets if d.name in kept]
+    for section in ("model", "mixing", "optimizer", "train", "eval", "data_dir"):
+        assert getattr(baseline, section) == getattr(demo, section), section
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["cover_b16", "cover_l16", "baseline_b16_k400", "baseline_b16_ssv2", "transfer_b16_ssv2"],
+)
+def test_paper_configs_name_real_builders_and_the_paper_setup(name):
+    import tensorflow_datasets as tfds
+
+    from cover_tf.builders import registry
+
+    config = load_config(CONFIGS / f"{name}.yaml")
+    project = registry.available_builders()
+    for dataset in config.datasets:
+        builder = dataset.builder.split("/")[0]
+        assert builder in project or builder in tfds.list_builders(), dataset.builder
+    assert config.model.variant in ("B/16", "L/16")
+    assert config.model.attention_type == "divided_space_time"
+    assert config.model.init_checkpoint, "non-temporal weights start from a trained model"
+    ssv2 = [d for d in config.datasets if d.builder == "something_something_v2"]
+    assert all(d.sampling == "segment" and not d.flip for d in ssv2)
+    if name.startswith("cover_"):
+        assert {d.builder for d in config.datasets} == {
+            "kinetics/400",
+            "something_something_v2",
+            "moments_in_time",
+            "imagenet2012",
+        }
+        assert config.mixing.alpha == 1.0  # size-proportional sampling
+        images = [d for d in config.datasets if d.builder == "imagenet2012"]
+        assert images[0].num_frames == 1
+    if name.startswith("transfer_"):
+        assert not config.model.init_heads  # B gets a new head

@@ -45,8 +45,16 @@ def test_cli_inflates_vit_with_new_heads(tmp_path):
     hf_vit(tmp_path / "vit")
     out = tmp_path / "init.keras"
     result = run_convert(
-        "--checkpoint", tmp_path / "vit", "--heads", "k400=400,ssv2=174", "--num-frames", "8",
-        "--image-size", "48", "--out", out,
+        "--checkpoint",
+        tmp_path / "vit",
+        "--heads",
+        "k400=400,ssv2=174",
+        "--num-frames",
+        "8",
+        "--image-size",
+        "48",
+        "--out",
+        out,
     )
     assert result.returncode == 0, result.stderr
     model = keras.saving.load_model(out)
@@ -62,5 +70,7 @@ def test_cli_errors_are_clear(tmp_path):
     hf_vit(tmp_path / "vit")
     result = run_convert("--checkpoint", tmp_path / "vit", "--out", tmp_path / "x.keras")
     assert result.returncode == 2 and "--heads" in result.stderr
-    result = run_convert("--checkpoint", tmp_path / "vit", "--heads", "k400", "--out", tmp_path / "x.keras")
+    result = run_convert(
+        "--checkpoint", tmp_path / "vit", "--heads", "k400", "--out", tmp_path / "x.keras"
+    )
     assert result.returncode == 2 and "NAME=NUM_CLASSES" in result.stderr

@@ -433,10 +433,10 @@ def resize_time_embedding(time, num_frames):
     return resized[:, :, 0, :]
 
 
-def load_backbone_from_model(model, source):
+def load_backbone_from_model(model, source, heads=True):
     """Copies a CoVeR `source` model's backbone into `model` (embeddings resized to `model`'s
-    image size and clip length), and the heads whose name and class count match; returns the
-    names of the heads loaded."""
+    image size and clip length), and with `heads` the heads whose name and class count match;
+    returns the names of the heads loaded."""
     canonical = {
         name: variable.numpy() for name, variable in _backbone_variables(source.backbone).items()
     }
@@ -449,7 +449,7 @@ def load_backbone_from_model(model, source):
     assign_backbone_weights(backbone, canonical, allow_missing=())
     loaded = []
     for name, head in model.heads.items():
-        if source.head_classes.get(name) == model.head_classes[name]:
+        if heads and source.head_classes.get(name) == model.head_classes[name]:
             head.set_weights(source.heads[name].get_weights())
             loaded.append(name)
     return loaded

@@ -27,7 +27,9 @@ def evaluate_dataset(model, cfg, mean, std, batch_size=8, max_examples=None, bui
     dataset = input_pipeline.eval_dataset(cfg, mean, std, batch_size, builder=builder)
     if max_examples:
         dataset = dataset.unbatch().take(max_examples).batch(batch_size)
-    predict = tf.function(lambda views: view_averaged_probabilities(model, cfg.name, views))
+    predict = tf.function(
+        lambda views: view_averaged_probabilities(model, cfg.name, views), reduce_retracing=True
+    )
     top1 = top5 = count = 0
     views_per_example = None
     start = time.perf_counter()

@@ -9,6 +9,7 @@ Workdir layout (what export and evaluate read):
     history.csv       per-epoch losses and metrics (`<head>_top1` ...), steps/s
     logs/             TensorBoard
     metrics.json      final per-dataset evaluation (`<head>/top1`, `<head>/top5`, ...)
+    worker_<i>/       non-chief multi-worker tasks' copies of all the above (chief: the workdir)
 """
 
 import dataclasses
@@ -26,7 +27,7 @@ from cover_tf.training import backup
 from cover_tf.training.compile import compile_model
 from cover_tf.training.evaluation import evaluate_datasets
 from cover_tf.training.model_factory import build_model
-from cover_tf.training.strategy import select_strategy
+from cover_tf.training.strategy import select_strategy, worker_subdir
 
 
 class StepTimer(keras.callbacks.Callback):
@@ -70,9 +71,13 @@ def run(config, workdir, verbose="auto"):
         )
     epochs = train.steps // train.steps_per_epoch
     keras.utils.set_random_seed(train.seed)
+    strategy = select_strategy(train.strategy)
+    subdir = worker_subdir(strategy)
+    if subdir:  # a non-chief multi-worker task: its own copies, out of the chief's way
+        workdir = workdir / subdir
+        workdir.mkdir(parents=True, exist_ok=True)
     dump_config(config, workdir / "config.yaml")
 
-    strategy = select_strategy(train.strategy)
     datasets, class_names = prepare_datasets(config)
     (workdir / "datasets.json").write_text(
         json.dumps(

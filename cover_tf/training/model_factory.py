@@ -11,8 +11,8 @@ def build_model(model_config, heads, dtype=None):
     """A built `CoVeRModel` for `{dataset_name: num_classes}` from a `ModelConfig`.
 
     With `model_config.init_checkpoint` (a `.keras` CoVeR model), the backbone weights are copied
-    from it (position and time embeddings resized when the sizes differ), and so are the heads
-    whose name and class count match.
+    from it (position and time embeddings resized when the sizes differ), and, with
+    `model_config.init_heads`, the heads whose name and class count match.
     """
     model = build_cover_model(
         heads,
@@ -37,7 +37,7 @@ def build_model(model_config, heads, dtype=None):
     )
     if model_config.init_checkpoint:
         source = keras.saving.load_model(model_config.init_checkpoint, compile=False)
-        loaded_heads = load_backbone_from_model(model, source)
+        loaded_heads = load_backbone_from_model(model, source, heads=model_config.init_heads)
         logging.info(
             "Initialised from %s (heads loaded: %s)", model_config.init_checkpoint, loaded_heads
         )

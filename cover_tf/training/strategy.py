@@ -16,6 +16,25 @@ def _tf_config_workers():
     return sum(len(tasks) for tasks in cluster.values())
 
 
+def worker_subdir(strategy):
+    """`None` on the chief (or without a cluster), else `"worker_<index>"`.
+
+    Every multi-worker task must run the same saves (reading synchronised variables is a
+    collective op), so non-chief workers write their copies under this subfolder of the workdir
+    instead of skipping them, the usual Keras pattern; the chief alone writes the workdir itself.
+    The cluster's chief is its `chief` task, or worker 0 when it has none.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return None
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    if resolver.task_type == "chief" or (
+        not has_chief and resolver.task_type == "worker" and resolver.task_id == 0
+    ):
+        return None
+    return f"{resolver.task_type}_{resolver.task_id}"
+
+
 def select_strategy(name="auto"):
     """A `tf.distribute.Strategy` by name.
 
