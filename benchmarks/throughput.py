@@ -9,6 +9,7 @@ benchmarks/README.md for the fields and the ratio against the peer.
     python benchmarks/throughput.py --configs tiny --steps 3 --warmup 1 --repeats 1 --peer
     python benchmarks/throughput.py --peer --peer-compile --markdown table.md
     python benchmarks/throughput.py --max-batch --configs base --frames 8,16 --memory-gib 24
+    python benchmarks/throughput.py --configs small,base --modes train --remat   # its time cost
 """
 
 import argparse
@@ -106,8 +107,8 @@ def measure_matmul_peak(spec):
     return {"fp32": matmul_gflops(tf, tf.float32), "bf16": matmul_gflops(tf, tf.bfloat16)}
 
 
-def measure_model(spec):
-    """One (config, mode, precision, xla, batch) measurement in this process."""
+def build_step(spec):
+    """The model and a zero-argument step (one inference or training step) for `spec`."""
     tf = configure_tensorflow(spec["threads"], spec["inter_op_threads"])
     import keras
 
@@ -119,6 +120,7 @@ def measure_model(spec):
         {"k400": NUM_CLASSES},
         patch_size=PATCH_SIZE,
         dtype="mixed_bfloat16" if spec["precision"] == "bf16" else None,
+        remat=spec.get("remat", False),
         **{k: v for k, v in config.items() if not k.startswith("batch")},
     )
     shape = (batch, config["num_frames"], config["image_size"], config["image_size"], 3)
@@ -147,6 +149,13 @@ def measure_model(spec):
         def step():
             return train_step(frames, labels).numpy()
 
+    return model, step
+
+
+def measure_model(spec):
+    """One (config, mode, precision, xla, batch) measurement in this process."""
+    model, step = build_step(spec)
+    batch = spec["batch"]
     start = time.perf_counter()
     step()  # trace (+ XLA compile) and first run; not timed
     first_call_s = time.perf_counter() - start
@@ -256,12 +265,14 @@ def measure(args, name, mode, precision, xla, peaks, batch=None, frames=None, li
         "task": "model", "model_config": config, "mode": mode, "precision": precision,
         "xla": xla, "batch": batch, "steps": args.steps, "warmup": args.warmup,
         "repeats": args.repeats, "threads": args.threads, "inter_op_threads": args.inter_op_threads,
+        "remat": args.remat,
     }  # fmt: skip
     gflop = forward_gflop_per_clip(config) * (3 if mode == "train" else 1)
     record = {"kind": "measurement", "impl": "cover_tf", "config": name, "mode": mode,
               "precision": precision, "xla": xla, "batch": batch,
-              "num_frames": config["num_frames"], "gflop_per_clip": round(gflop, 4)}  # fmt: skip
-    log(f"{name} {mode} {precision} xla={xla} batch={batch} ...")
+              "num_frames": config["num_frames"], "gflop_per_clip": round(gflop, 4),
+              "remat": args.remat}  # fmt: skip
+    log(f"{name} {mode} {precision} xla={xla} batch={batch} remat={args.remat} ...")
     record.update(run_worker(spec, args.timeout, limit_mb))
     if "error" in record:
         log(f"  -> ERROR {record['error'][:300]}")
@@ -380,6 +391,7 @@ def run_max_batch(args, peaks):
     ):
         batch, rss = max_batch(args, peaks, name, frames, precision, xla)
         emit({"kind": "max_batch", "config": name, "precision": precision, "xla": xla,
+              "remat": args.remat,
               "num_frames": model_config(name, frames)["num_frames"],
               "memory_limit_mb": args.memory_gib * 1024, "max_batch": batch,
               "peak_rss_mb_by_batch": rss})  # fmt: skip
@@ -410,6 +422,7 @@ def parse_args():
     add("--max-batch", action="store_true", help="search the largest training batch instead")
     add("--memory-gib", type=float, default=24.0, help="--max-batch peak RSS limit")
     add("--frames", help="--max-batch: comma list of num_frames overriding the configs'")
+    add("--remat", action="store_true", help="rematerialise the blocks in training (memory)")
     add("--_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     for name in args.configs.split(","):

@@ -51,6 +51,7 @@ class ModelConfig:
     pixel_std: tuple[float, float, float] = (0.225, 0.225, 0.225)
     head_hidden_dim: int | None = None
     head_dropout_rate: float = 0.0
+    remat: bool = False
     init_checkpoint: str | None = None
     init_heads: bool = True
 

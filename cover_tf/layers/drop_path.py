@@ -1,6 +1,7 @@
 """Stochastic depth."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -15,7 +16,9 @@ class DropPath(keras.layers.Layer):
         rate: float in [0, 1), probability of dropping the branch for a sample. Default 0.
         seed: int or None, seed of the Keras `SeedGenerator`.
 
-    Input and output: a tensor `[B, ...]` whose first axis is the sample axis.
+    Input and output: a tensor `[B, ...]` whose first axis is the sample axis. `call`'s `seed`
+    (an int tensor `[2]`) draws the mask statelessly instead: the same seed gives the same mask,
+    which rematerialised blocks rely on when they recompute the forward pass.
     """
 
     def __init__(self, rate=0.0, seed=None, **kwargs):
@@ -26,12 +29,15 @@ class DropPath(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed) if rate > 0.0 else None
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, seed=None):
         if not training or self.rate == 0.0:
             return inputs
         keep = 1.0 - self.rate
         shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
-        noise = keras.random.uniform(shape, dtype=inputs.dtype, seed=self.seed_generator)
+        if seed is None:
+            noise = keras.random.uniform(shape, dtype=inputs.dtype, seed=self.seed_generator)
+        else:
+            noise = tf.random.stateless_uniform(shape, seed=seed, dtype=inputs.dtype)
         mask = ops.floor(noise + ops.cast(keep, inputs.dtype))
         return inputs / ops.cast(keep, inputs.dtype) * mask
 

@@ -76,7 +76,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         shape = ops.shape(inputs)
         batch, length, width = shape[0], shape[1], inputs.shape[-1]
         qkv = ops.reshape(self.qkv(inputs), (batch, length, 3, self.num_heads, self.head_dim))
-        query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        # unstack, not qkv[:, :, i]: the gradient of three strided slices is three zero-filled
+        # StridedSliceGrads of qkv's size (~20% of a small model's step); unstack's is one stack.
+        query, key, value = ops.unstack(qkv, num=3, axis=2)
         query = query * ops.cast(self.head_dim**-0.5, query.dtype)
         scores = ops.einsum("bqhd,bkhd->bhqk", query, key)
         probs = ops.cast(tf.nn.softmax(ops.cast(scores, "float32"), axis=-1), value.dtype)

@@ -40,6 +40,11 @@ class TimeSformerBackbone(keras.Model):
         pixel_mean, pixel_std: 3 floats each, the normalization the model expects of its input
             frames (values in [0, 1] scale). The data pipeline and the export signatures apply
             them; the model itself consumes normalized frames.
+        remat: bool, rematerialise every block in training (gradient checkpointing: a block's
+            activations are recomputed in the backward pass instead of kept), for long clips
+            and large batches; see README "Speed" for its memory and time cost. Drop path
+            masks are replayed exactly; dropout layers are not, so it requires `dropout_rate`
+            and `attention_dropout_rate` of 0. Default False.
 
     Input: float frames `[B, T, H, W, 3]`, normalized. Output: pooled features `[B, hidden_size]`.
     """
@@ -63,6 +68,7 @@ class TimeSformerBackbone(keras.Model):
         temporal_on_single_frame=True,
         pixel_mean=DEFAULT_PIXEL_MEAN,
         pixel_std=DEFAULT_PIXEL_STD,
+        remat=False,
         **kwargs,
     ):
         kwargs.setdefault("name", "timesformer")
@@ -89,6 +95,12 @@ class TimeSformerBackbone(keras.Model):
             raise ValueError(
                 f"pixel_mean and pixel_std need 3 values each, got {pixel_mean!r}, {pixel_std!r}"
             )
+        if remat and (dropout_rate or attention_dropout_rate):
+            raise ValueError(
+                "remat recomputes each block's forward pass and cannot replay dropout masks: "
+                f"set dropout_rate ({dropout_rate}) and attention_dropout_rate "
+                f"({attention_dropout_rate}) to 0, or remat to False"
+            )
         if not 0.0 <= drop_path_rate < 1.0:
             raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
         self.variant = variant
@@ -108,6 +120,7 @@ class TimeSformerBackbone(keras.Model):
         self.temporal_on_single_frame = temporal_on_single_frame
         self.pixel_mean = tuple(float(value) for value in pixel_mean)
         self.pixel_std = tuple(float(value) for value in pixel_std)
+        self.remat = bool(remat)
 
         self.patch_embedding = PatchEmbedding(
             self.hidden_size,
@@ -162,8 +175,31 @@ class TimeSformerBackbone(keras.Model):
                 (ops.shape(patch_tokens)[0], ops.shape(patch_tokens)[1], self.hidden_size),
             )
         for block in self.blocks:
-            cls_tokens, patch_tokens = block((cls_tokens, patch_tokens), training=training)
+            # Drop path masks come from a seed drawn here, outside the block, so that a
+            # rematerialised block's recomputation draws the same masks as its forward pass.
+            generator = block.drop_path.seed_generator
+            seed = generator.next() if training and generator is not None else None
+            if self.remat and training:
+                cls_tokens, patch_tokens = self._rematerialized(
+                    block, cls_tokens, patch_tokens, seed
+                )
+            else:
+                cls_tokens, patch_tokens = block(
+                    (cls_tokens, patch_tokens), training=training, seed=seed
+                )
         return self.final_norm(ops.mean(cls_tokens, axis=1))
+
+    @staticmethod
+    def _rematerialized(block, cls_tokens, patch_tokens, seed):
+        """`block` in training, its activations recomputed in the backward pass (`keras.remat`).
+
+        The seed is captured, not an argument: it is not differentiable, and the recomputation
+        must see the same value."""
+
+        def run(cls_tokens, patch_tokens):
+            return block((cls_tokens, patch_tokens), training=True, seed=seed)
+
+        return keras.remat(run)(cls_tokens, patch_tokens)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.hidden_size)
@@ -190,4 +226,5 @@ class TimeSformerBackbone(keras.Model):
             "temporal_on_single_frame": self.temporal_on_single_frame,
             "pixel_mean": list(self.pixel_mean),
             "pixel_std": list(self.pixel_std),
+            "remat": self.remat,
         }

@@ -33,6 +33,7 @@ def build_model(model_config, heads, dtype=None):
         pixel_std=model_config.pixel_std,
         head_hidden_dim=model_config.head_hidden_dim,
         head_dropout_rate=model_config.head_dropout_rate,
+        remat=model_config.remat,
         dtype=dtype,
     )
     if model_config.init_checkpoint:

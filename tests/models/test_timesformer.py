@@ -178,3 +178,40 @@ def test_block_serialises_its_constructor_arguments():
     block = TimeSformerBlock(32, 4, 64, attention_type="space_only", drop_path_rate=0.2)
     config = block.get_config()
     assert TimeSformerBlock.from_config(config).get_config() == config
+
+
+def gradients(model, frames):
+    @tf.function
+    def step(frames):
+        with tf.GradientTape() as tape:
+            logits = model(frames, training=True)
+            loss = sum(tf.reduce_sum(tf.square(value)) for value in logits.values())
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    return step(frames)
+
+
+@pytest.mark.parametrize("attention_type", ["divided_space_time", "joint_space_time"])
+def test_remat_gives_the_same_gradients_with_drop_path(attention_type):
+    """Rematerialised blocks recompute their forward pass, drop path masks included."""
+    plain = tiny_model(attention_type=attention_type, drop_path_rate=0.5)
+    remat = tiny_model(attention_type=attention_type, drop_path_rate=0.5, remat=True)
+    remat.set_weights(plain.get_weights())
+    for a, b in zip(plain.backbone.blocks, remat.backbone.blocks, strict=True):
+        if a.drop_path.seed_generator is not None:
+            b.drop_path.seed_generator.state.assign(a.drop_path.seed_generator.state.value)
+    frames = tf.constant(clip(batch=4))
+    plain_loss, plain_grads = gradients(plain, frames)
+    remat_loss, remat_grads = gradients(remat, frames)
+    assert float(remat_loss) == pytest.approx(float(plain_loss), rel=1e-6)
+    for a, b, variable in zip(plain_grads, remat_grads, plain.trainable_variables, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=variable.path)
+    # Drop path is active: another draw of the masks gives another loss.
+    assert float(gradients(plain, frames)[0]) != pytest.approx(float(plain_loss), rel=1e-6)
+
+
+def test_remat_round_trips_and_refuses_dropout():
+    model = tiny_model(remat=True)
+    assert CoVeRModel.from_config(model.get_config()).backbone.remat is True
+    with pytest.raises(ValueError, match="remat.*dropout_rate"):
+        tiny_model(remat=True, dropout_rate=0.1)
