@@ -114,7 +114,8 @@ def _plot_history(axis, history, heads):
     axis.grid(alpha=0.3)
     accuracy_axis = axis.twinx()
     for head in heads:
-        column = history.get(f"{head}_top1")
+        # Keras drops the output-name prefix when the model has a single head ("top1").
+        column = history.get(f"{head}_top1") or (history.get("top1") if len(heads) == 1 else None)
         if column:
             accuracy_axis.plot(epochs, column, marker=".", label=f"{head} top-1 (train)")
     accuracy_axis.set_ylim(0, 1.05)
