@@ -77,7 +77,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         batch, length, width = shape[0], shape[1], inputs.shape[-1]
         qkv = ops.reshape(self.qkv(inputs), (batch, length, 3, self.num_heads, self.head_dim))
         # unstack, not qkv[:, :, i]: the gradient of three strided slices is three zero-filled
-        # StridedSliceGrads of qkv's size (~20% of a small model's step); unstack's is one stack.
+        # StridedSliceGrads of qkv's size (~20% of the tiny benchmark config's training step); unstack's is one stack.
         query, key, value = ops.unstack(qkv, num=3, axis=2)
         query = query * ops.cast(self.head_dim**-0.5, query.dtype)
         scores = ops.einsum("bqhd,bkhd->bhqk", query, key)

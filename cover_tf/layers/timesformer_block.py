@@ -13,7 +13,7 @@ ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 def split_cls(tokens, axis, num_cls=1):
     """`(tokens[..., :num_cls, ...], tokens[..., num_cls:, ...])` along `axis`, by `tf.split`:
     its gradient is one concatenation, where slicing's is a zero-filled StridedSliceGrad of the
-    whole tensor per slice (measured ~20% of a small model's training step)."""
+    whole tensor per slice (~20% of the tiny benchmark config's training step)."""
     return tf.split(tokens, [num_cls, -1], axis=axis)
 
 

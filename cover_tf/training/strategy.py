@@ -17,21 +17,17 @@ def _tf_config_workers():
 
 
 def worker_subdir(strategy):
-    """`None` on the chief (or without a cluster), else `"worker_<index>"`.
+    """`None` on the chief (or without a cluster), else `"<task type>_<index>"`.
 
     Every multi-worker task must run the same saves (reading synchronised variables is a
     collective op), so non-chief workers write their copies under this subfolder of the workdir
     instead of skipping them, the usual Keras pattern; the chief alone writes the workdir itself.
-    The cluster's chief is its `chief` task, or worker 0 when it has none.
+    Who the chief is (the `chief` task, or worker 0 without one) is the strategy's own answer,
+    `should_checkpoint`.
     """
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
+    if strategy.extended.should_checkpoint:
         return None
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    if resolver.task_type == "chief" or (
-        not has_chief and resolver.task_type == "worker" and resolver.task_id == 0
-    ):
-        return None
+    resolver = strategy.cluster_resolver
     return f"{resolver.task_type}_{resolver.task_id}"
 
 
