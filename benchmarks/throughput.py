@@ -397,6 +397,18 @@ def run_max_batch(args, peaks):
               "peak_rss_mb_by_batch": rss})  # fmt: skip
 
 
+def check_lists(parser, args, configs, allowed_by_flag):
+    """Fails the parse on a `--configs` name not in `configs` or a comma-list value of a flag
+    not among `allowed_by_flag[flag]` (space-separated)."""
+    for name in args.configs.split(","):
+        if name not in configs:
+            parser.error(f"unknown config {name!r}; known: {', '.join(configs)}")
+    for flag, allowed in allowed_by_flag.items():
+        for value in getattr(args, flag).split(","):
+            if value not in allowed.split():
+                parser.error(f"--{flag} value {value!r} is not one of {allowed}")
+
+
 def parse_args():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -425,13 +437,7 @@ def parse_args():
     add("--remat", action="store_true", help="rematerialise the blocks in training (memory)")
     add("--_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    for name in args.configs.split(","):
-        if name not in CONFIGS:
-            parser.error(f"unknown config {name!r}; known: {', '.join(CONFIGS)}")
-    for flag, allowed in (("precisions", "fp32 bf16"), ("xla", "off on"), ("modes", "infer train")):
-        for value in getattr(args, flag).split(","):
-            if value not in allowed.split():
-                parser.error(f"--{flag} value {value!r} is not one of {allowed}")
+    check_lists(parser, args, CONFIGS, {"precisions": "fp32 bf16", "xla": "off on", "modes": "infer train"})  # fmt: skip
     return args
 
 

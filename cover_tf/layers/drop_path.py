@@ -1,8 +1,9 @@
 """Stochastic depth."""
 
 import keras
-import tensorflow as tf
 from keras import ops
+
+from cover_tf.layers.backend_ops import stateless_uniform
 
 
 @keras.saving.register_keras_serializable(package="cover_tf")
@@ -37,7 +38,7 @@ class DropPath(keras.layers.Layer):
         if seed is None:
             noise = keras.random.uniform(shape, dtype=inputs.dtype, seed=self.seed_generator)
         else:
-            noise = tf.random.stateless_uniform(shape, seed=seed, dtype=inputs.dtype)
+            noise = stateless_uniform(shape, seed, inputs.dtype)
         mask = ops.floor(noise + ops.cast(keep, inputs.dtype))
         return inputs / ops.cast(keep, inputs.dtype) * mask
 

@@ -1,8 +1,9 @@
 """Multi-head self-attention with one fused query/key/value projection."""
 
 import keras
-import tensorflow as tf
 from keras import ops
+
+from cover_tf.layers.backend_ops import softmax
 
 
 @keras.saving.register_keras_serializable(package="cover_tf")
@@ -81,7 +82,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         query, key, value = ops.unstack(qkv, num=3, axis=2)
         query = query * ops.cast(self.head_dim**-0.5, query.dtype)
         scores = ops.einsum("bqhd,bkhd->bhqk", query, key)
-        probs = ops.cast(tf.nn.softmax(ops.cast(scores, "float32"), axis=-1), value.dtype)
+        probs = ops.cast(softmax(ops.cast(scores, "float32")), value.dtype)
         probs = self.attention_dropout(probs, training=training)
         context = ops.einsum("bhqk,bkhd->bqhd", probs, value)
         context = ops.reshape(context, (batch, length, width))

@@ -1,8 +1,9 @@
 """Frame-wise patch embedding with CLS token, spatial position and time embeddings."""
 
 import keras
-import tensorflow as tf
 from keras import ops
+
+from cover_tf.layers.backend_ops import resize_bilinear
 
 
 @keras.saving.register_keras_serializable(package="cover_tf")
@@ -89,7 +90,7 @@ class PatchEmbedding(keras.layers.Layer):
         if isinstance(grid_height, int) and (grid_height, grid_width) == (self.grid_size,) * 2:
             return patch_pos[:, None]
         grid = ops.reshape(patch_pos, (1, self.grid_size, self.grid_size, self.hidden_size))
-        grid = tf.image.resize(grid, tf.stack([grid_height, grid_width]), method="bilinear")
+        grid = resize_bilinear(grid, grid_height, grid_width)
         grid = ops.cast(grid, patch_pos.dtype)
         return ops.reshape(grid, (1, 1, -1, self.hidden_size))
 
@@ -98,7 +99,7 @@ class PatchEmbedding(keras.layers.Layer):
         if isinstance(frames, int) and frames == self.num_frames:
             return self.time_embedding[:, :, None]
         steps = self.time_embedding[:, :, None]  # [1, T0, 1, D]: time as image height
-        steps = tf.image.resize(steps, tf.stack([frames, 1]), method="bilinear")
+        steps = resize_bilinear(steps, frames, 1)
         return ops.cast(steps, self.time_embedding.dtype)
 
     def call(self, frames, training=None):

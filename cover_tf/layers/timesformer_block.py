@@ -1,9 +1,9 @@
 """One TimeSformer encoder block: divided space-time, joint space-time or space-only attention."""
 
 import keras
-import tensorflow as tf
 from keras import ops
 
+from cover_tf.layers.backend_ops import fold_in, split_leading
 from cover_tf.layers.drop_path import DropPath
 from cover_tf.layers.multi_head_self_attention import MultiHeadSelfAttention
 
@@ -11,10 +11,9 @@ ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 
 
 def split_cls(tokens, axis, num_cls=1):
-    """`(tokens[..., :num_cls, ...], tokens[..., num_cls:, ...])` along `axis`, by `tf.split`:
-    its gradient is one concatenation, where slicing's is a zero-filled StridedSliceGrad of the
-    whole tensor per slice (~20% of the tiny benchmark config's training step)."""
-    return tf.split(tokens, [num_cls, -1], axis=axis)
+    """`(tokens[..., :num_cls, ...], tokens[..., num_cls:, ...])` along `axis`, by a split, not
+    slicing (see `backend_ops.split_leading`)."""
+    return split_leading(tokens, num_cls, axis)
 
 
 @keras.saving.register_keras_serializable(package="cover_tf")
@@ -158,7 +157,7 @@ class TimeSformerBlock(keras.layers.Layer):
         def branch_seed(index):  # one independent stateless seed per residual branch
             if seed is None:
                 return None
-            return tf.random.experimental.stateless_fold_in(seed, index)
+            return fold_in(seed, index)
 
         shape = ops.shape(patch_tokens)
         batch, frames, patches, width = shape[0], shape[1], shape[2], patch_tokens.shape[-1]

@@ -3,7 +3,6 @@
 import re
 
 import keras
-import tensorflow as tf
 
 from cover_tf.models.classification_head import ClassificationHead
 from cover_tf.models.timesformer_backbone import TimeSformerBackbone
@@ -99,8 +98,13 @@ class CoVeRModel(keras.Model):
             iterator = None
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    def train_step(self, data):
-        logs = super().train_step(data)
+    def train_step(self, *args):
+        # One argument (data) on the TensorFlow backend, (state, data) on JAX's.
+        logs = super().train_step(*args)
+        if keras.backend.backend() != "tensorflow":
+            return logs
+        import tensorflow as tf  # the TF backend is loaded; the model also runs without TF
+
         strategy = self.distribute_strategy
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
             strategy.extended._in_multi_worker_mode()
