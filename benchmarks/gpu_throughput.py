@@ -152,7 +152,8 @@ def jax_measure(spec):
     start = time.perf_counter()
     run_block(1)  # trace + XLA compile + first run; not timed
     first_call_s = time.perf_counter() - start
-    run_block(spec["warmup"])
+    if spec["warmup"]:
+        run_block(spec["warmup"])
     best, blocks = timed_blocks(lambda: run_block(spec["steps"]), spec["repeats"])
     stats = jax.devices()[0].memory_stats() or {}
     return {
@@ -210,7 +211,8 @@ def torch_measure(spec):
     start = time.perf_counter()
     run_block(1)
     first_call_s = time.perf_counter() - start
-    run_block(spec["warmup"])
+    if spec["warmup"]:
+        run_block(spec["warmup"])
     best, blocks = timed_blocks(lambda: run_block(spec["steps"]), spec["repeats"])
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else 0
     return {
@@ -256,7 +258,7 @@ def is_out_of_memory(record):
 def measure(args, plan_item, peaks, emit):
     """One measurement; the batch is halved while the device runs out of memory."""
     impl, name, mode, precision, variant = plan_item
-    config = CONFIGS[name]
+    config = dict(CONFIGS[name], num_frames=args.frames or CONFIGS[name]["num_frames"])
     batch = config[f"batch_{mode}"] if args.batch is None else args.batch
     while True:
         spec = {"task": "model", "impl": impl, "model_config": config, "mode": mode,
@@ -266,7 +268,7 @@ def measure(args, plan_item, peaks, emit):
         log(f"{impl} {name} {mode} {precision} {variant} batch={batch} ...")
         record = {"kind": "measurement", "impl": impl, "config": name, "mode": mode,
                   "precision": precision, "variant": variant, "batch": batch,
-                  "remat": args.remat and impl == "cover_tf"}  # fmt: skip
+                  "num_frames": config["num_frames"], "remat": args.remat and impl == "cover_tf"}  # fmt: skip
         record.update(run_worker(spec, args.timeout))
         if not is_out_of_memory(record) or batch == 1:
             break
@@ -310,18 +312,19 @@ def ratio_lines(records):
         if not peers:
             continue
         best = max(peers, key=lambda r: r["clips_per_s"])
-        yield {"kind": "ratio", "config": key[0], "mode": key[1], "precision": key[2],
-               "batch": key[3], "remat": record["remat"], "ours_clips_per_s": record["clips_per_s"],
+        yield {"kind": "ratio", "config": key[0], "num_frames": key[1], "mode": key[2],
+               "precision": key[3], "batch": key[4], "remat": record["remat"], "ours_clips_per_s": record["clips_per_s"],
                "peer_clips_per_s": best["clips_per_s"], "peer_variant": best["variant"],
                "ratio": round(record["clips_per_s"] / best["clips_per_s"], 3)}  # fmt: skip
 
 
 def row_key(record):
-    return record["config"], record["mode"], record["precision"], record["batch"]
+    frames = record.get("num_frames") or CONFIGS[record["config"]]["num_frames"]
+    return record["config"], frames, record["mode"], record["precision"], record["batch"]
 
 
 def pick(records, key, impl, variant):
-    """The last successful record of `impl`'s `variant` for `key` (config, mode, precision, batch)."""
+    """The last successful record of `impl`'s `variant` for `key` (see `row_key`)."""
     found = [r for r in records if row_key(r) == key and r["impl"] == impl
              and r["variant"] == variant and "error" not in r]  # fmt: skip
     return found[-1] if found else None
@@ -341,8 +344,8 @@ def markdown_table(records):
             return format(record["achieved_tflops"] / peaks[record["precision"]], fmt)
         return "-" if record is None or record.get(field) is None else format(record[field], fmt)
 
-    lines = ["| config | mode | precision | batch | ours clips/s | ours MFU | ours GiB "
-             "| peer eager | peer compiled | peer MFU (best) | ratio |", "|" + "---|" * 11]  # fmt: skip
+    lines = ["| config | frames | mode | precision | batch | ours clips/s | ours MFU | ours GiB "
+             "| peer eager | peer compiled | peer MFU (best) | ratio |", "|" + "---|" * 12]  # fmt: skip
     records = [r for r in records if r.get("kind") == "measurement" and not r.get("remat")]
     for key in dict.fromkeys(row_key(r) for r in records):
         ours = pick(records, key, "cover_tf", "xla")
@@ -352,7 +355,7 @@ def markdown_table(records):
         ratio = ours["clips_per_s"] / best["clips_per_s"] if ours and best else None
         gib = ours["peak_device_mib"] / 1024 if ours else None
         lines.append("| " + " | ".join([
-            *key[:3], str(key[3]), cell(ours, "clips_per_s", ".1f"),
+            *map(str, key), cell(ours, "clips_per_s", ".1f"),
             cell(ours, "mfu", ".2f"), "-" if gib is None else f"{gib:.1f}",
             cell(eager, "clips_per_s", ".1f"), cell(compiled, "clips_per_s", ".1f"),
             cell(best, "mfu", ".2f"), "-" if ratio is None else f"{ratio:.2f}"]) + " |")  # fmt: skip
@@ -368,6 +371,7 @@ def parse_args():
     add("--modes", default="train,infer", help="comma list of train,infer")
     add("--precisions", default="bf16", help="comma list of bf16,fp32")
     add("--batch", type=int, help="batch of every measurement (default: the config's)")
+    add("--frames", type=int, help="clip length of every measurement (default: the config's)")
     add("--steps", type=int, default=10, help="steps per timed block")
     add("--warmup", type=int, default=3, help="untimed steps after the compiling one")
     add("--repeats", type=int, default=3, help="timed blocks (best taken)")
