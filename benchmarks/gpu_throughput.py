@@ -40,10 +40,20 @@ def log(message):
     print(f"[gpu_throughput] {message}", file=sys.stderr, flush=True)
 
 
-def timed_blocks(run_block, repeats):
-    """Seconds per step: each block runs `steps` steps and waits for the device; best block."""
-    seconds = [run_block() for _ in range(repeats)]
-    return min(seconds), seconds
+def time_run_block(run_block, spec):
+    """Times `run_block(steps)` (seconds per step, waiting for the device): one untimed first
+    call (compilation), `warmup` steps, then `repeats` blocks of `steps`; the best block."""
+    start = time.perf_counter()
+    run_block(1)
+    first_call_s = time.perf_counter() - start
+    if spec["warmup"]:
+        run_block(spec["warmup"])
+    blocks = [run_block(spec["steps"]) for _ in range(spec["repeats"])]
+    best = min(blocks)
+    return {
+        "step_ms": best * 1e3, "step_ms_blocks": [round(s * 1e3, 2) for s in blocks],
+        "clips_per_s": spec["batch"] / best, "first_call_s": round(first_call_s, 1),
+    }  # fmt: skip
 
 
 # ------------------------------------------------------------------------- cover_tf on JAX
@@ -56,8 +66,8 @@ def jax_peak(spec):
     matmul = jax.jit(lambda a, b: a @ b)
     for name, dtype in (("bf16", jnp.bfloat16), ("fp32", jnp.float32)):
         keys = jax.random.split(jax.random.key(0), 8)
-        pairs = [(jax.random.normal(k, (n, n), dtype), jax.random.normal(k, (n, n), dtype).T)
-                 for k in keys[:4]]  # fmt: skip
+        pairs = [(jax.random.normal(keys[i], (n, n), dtype), jax.random.normal(keys[i + 4], (n, n), dtype))
+                 for i in range(4)]  # fmt: skip
         jax.block_until_ready(matmul(*pairs[0]))
         times = []
         for index in range(20):
@@ -149,17 +159,10 @@ def jax_measure(spec):
     import jax
 
     model, run_block = jax_model_step(spec)
-    start = time.perf_counter()
-    run_block(1)  # trace + XLA compile + first run; not timed
-    first_call_s = time.perf_counter() - start
-    if spec["warmup"]:
-        run_block(spec["warmup"])
-    best, blocks = timed_blocks(lambda: run_block(spec["steps"]), spec["repeats"])
+    result = time_run_block(run_block, spec)
     stats = jax.devices()[0].memory_stats() or {}
     return {
-        "step_ms": best * 1e3, "step_ms_blocks": [round(s * 1e3, 2) for s in blocks],
-        "clips_per_s": spec["batch"] / best, "first_call_s": round(first_call_s, 1),
-        "params_m": round(model.count_params() / 1e6, 2),
+        **result, "params_m": round(model.count_params() / 1e6, 2),
         "peak_device_mib": round(stats.get("peak_bytes_in_use", 0) / 2**20),
     }  # fmt: skip
 
@@ -208,17 +211,10 @@ def torch_measure(spec):
         return (time.perf_counter() - start) / steps
 
     model.train(spec["mode"] == "train")
-    start = time.perf_counter()
-    run_block(1)
-    first_call_s = time.perf_counter() - start
-    if spec["warmup"]:
-        run_block(spec["warmup"])
-    best, blocks = timed_blocks(lambda: run_block(spec["steps"]), spec["repeats"])
+    result = time_run_block(run_block, spec)
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else 0
     return {
-        "step_ms": best * 1e3, "step_ms_blocks": [round(s * 1e3, 2) for s in blocks],
-        "clips_per_s": batch / best, "first_call_s": round(first_call_s, 1),
-        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        **result, "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
         "peak_device_mib": round(peak / 2**20), "torch": torch.__version__,
     }  # fmt: skip
 
