@@ -22,14 +22,12 @@ import sys
 import keras
 
 import cover_tf  # noqa: F401  (registers the serialisable classes for load_model)
+from cover_tf import workdir as workdir_layout
 from cover_tf.config import ConfigError, load_config
 from cover_tf.training import prepare_datasets
 from cover_tf.training.charts import plot_evaluation
 from cover_tf.training.evaluation import evaluate_dataset
 
-CONFIG_FILE = "config.yaml"
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
 EVAL_CROPS = (1, 3)
 
 
@@ -38,7 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="python -m cover_tf.evaluate", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--workdir", required=True, help="a training workdir (config.yaml, ...)")
-    parser.add_argument("--checkpoint", help=f"a .keras model (default: DIR/{MODEL_FILE})")
+    parser.add_argument(
+        "--checkpoint", help=f"a .keras model (default: DIR/{workdir_layout.MODEL})"
+    )
     parser.add_argument("--clips", type=int, help="clips per video (default: the config's)")
     parser.add_argument(
         "--crops", type=int, choices=EVAL_CROPS, help="crops per clip (default: the config's)"
@@ -73,11 +73,11 @@ def evaluate_workdir(workdir, checkpoint=None, clips=None, crops=None, split=Non
     Raises FileNotFoundError for a missing config.yaml / model file and ConfigError when a dataset
     of the config has no head of the same name in the model.
     """
-    workdir = pathlib.Path(workdir)
-    config_path = workdir / CONFIG_FILE
-    model_path = pathlib.Path(checkpoint) if checkpoint else workdir / MODEL_FILE
+    files = workdir_layout.Workdir(workdir)
+    config_path = pathlib.Path(files.config)
+    model_path = pathlib.Path(checkpoint or files.model)
     if not config_path.is_file():
-        raise FileNotFoundError(f"workdir {str(workdir)!r} has no {CONFIG_FILE}")
+        raise FileNotFoundError(f"workdir {str(workdir)!r} has no {workdir_layout.CONFIG}")
     if not model_path.is_file():
         raise FileNotFoundError(f"no model file at {str(model_path)!r}")
     config = load_config(config_path)
@@ -107,7 +107,8 @@ def evaluate_workdir(workdir, checkpoint=None, clips=None, crops=None, split=Non
 
 def main(argv=None):
     args = parse_args(argv)
-    workdir = pathlib.Path(args.workdir)
+    workdir = args.workdir
+    files = workdir_layout.Workdir(workdir)
     try:
         metrics, num_classes = evaluate_workdir(
             workdir,
@@ -121,11 +122,11 @@ def main(argv=None):
     except (ConfigError, FileNotFoundError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
-    out = pathlib.Path(args.out or workdir / "eval_metrics.json")
+    out = pathlib.Path(args.out or files.eval_metrics)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(metrics, indent=1, sort_keys=True))
     plot_evaluation(
-        metrics, num_classes, workdir / HISTORY_FILE, args.chart or workdir / "eval.png"
+        metrics, num_classes, pathlib.Path(files.history), args.chart or files.eval_chart
     )
     print(json.dumps(metrics, sort_keys=True))
     return 0

@@ -12,10 +12,11 @@ import pathlib
 
 import keras
 
+from cover_tf import workdir as workdir_layout
 from cover_tf.data.dataset_config import DatasetConfig, RandAugmentConfig
 
-MODEL_FILE = "model.keras"
-DATASETS_FILE = "datasets.json"
+MODEL_FILE = workdir_layout.MODEL
+DATASETS_FILE = workdir_layout.DATASETS
 
 # DatasetConfig fields that decide what `eval_preprocess` produces: heads that agree on all of
 # them share their views (and one backbone pass) in the all-heads signature.

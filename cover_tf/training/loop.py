@@ -1,16 +1,5 @@
-"""The main job: build data and model under the strategy, `fit`, evaluate, write the workdir.
-
-Workdir layout (what export and evaluate read):
-    config.yaml       the resolved experiment config
-    datasets.json     {head: {"class_names": [...], "eval": DatasetConfig fields}}
-    backup/           the last complete epoch's weights + optimizer state (a crashed run resumes)
-    checkpoint.keras  the model at the end of the last epoch
-    model.keras       the final model
-    history.csv       per-epoch losses and metrics (`<head>_top1` ...), steps/s
-    logs/             TensorBoard
-    metrics.json      final per-dataset evaluation (`<head>/top1`, `<head>/top5`, ...)
-    worker_<i>/       non-chief multi-worker tasks' copies of all the above (chief: the workdir)
-"""
+"""The main job: build data and model under the strategy, `fit`, evaluate, write the workdir
+(its layout: `cover_tf.workdir`)."""
 
 import dataclasses
 import json
@@ -21,6 +10,7 @@ import time
 import keras
 from absl import logging
 
+from cover_tf import workdir as workdir_layout
 from cover_tf.config import ConfigError, dump_config
 from cover_tf.data import mixing, reader
 from cover_tf.training import backup
@@ -76,10 +66,11 @@ def run(config, workdir, verbose="auto"):
     if subdir:  # a non-chief multi-worker task: its own copies, out of the chief's way
         workdir = workdir / subdir
         workdir.mkdir(parents=True, exist_ok=True)
-    dump_config(config, workdir / "config.yaml")
+    files = workdir_layout.Workdir(workdir)
+    dump_config(config, files.config)
 
     datasets, class_names = prepare_datasets(config)
-    (workdir / "datasets.json").write_text(
+    pathlib.Path(files.datasets).write_text(
         json.dumps(
             {
                 cfg.name: {"class_names": class_names[cfg.name], "eval": dataclasses.asdict(cfg)}
@@ -95,7 +86,7 @@ def run(config, workdir, verbose="auto"):
         compile_model(model, config.optimizer, train.steps, jit_compile=train.jit_compile)
     mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
 
-    backup_dir = workdir / "backup"
+    backup_dir = files.backup
     done_epochs = backup.restore(model, backup_dir)
     dataset = mixing.train_dataset(datasets, config.mixing, mean, std)
     if done_epochs:
@@ -106,9 +97,9 @@ def run(config, workdir, verbose="auto"):
     callbacks = [
         backup.AtomicBackup(backup_dir),
         StepTimer(),
-        keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(workdir / "logs"), update_freq="epoch"),
-        keras.callbacks.ModelCheckpoint(str(workdir / "checkpoint.keras")),
+        keras.callbacks.CSVLogger(files.history, append=True),
+        keras.callbacks.TensorBoard(files.logs, update_freq="epoch"),
+        keras.callbacks.ModelCheckpoint(files.checkpoint),
     ]
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
@@ -122,7 +113,7 @@ def run(config, workdir, verbose="auto"):
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - start
-    model.save(workdir / "model.keras")
+    model.save(files.model)
 
     metrics = evaluate_datasets(
         model, datasets, batch_size=config.eval.batch_size, max_examples=config.eval.max_examples
@@ -131,5 +122,5 @@ def run(config, workdir, verbose="auto"):
     metrics["train/seconds_this_run"] = round(train_seconds, 1)
     metrics["train/epochs_resumed"] = done_epochs
     metrics["train/replicas"] = strategy.num_replicas_in_sync
-    (workdir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
+    pathlib.Path(files.metrics).write_text(json.dumps(metrics, indent=1, sort_keys=True))
     return metrics
