@@ -41,7 +41,11 @@ def log(message):
     print(f"[throughput] {message}", file=sys.stderr, flush=True)
 
 
+RESULTS = []  # every line emitted, for --results-dir
+
+
 def emit(record):
+    RESULTS.append(record)
     print(json.dumps(record), flush=True)
 
 
@@ -93,18 +97,58 @@ def time_steps(step, warmup, steps, repeats):
     return min(medians), medians
 
 
-def matmul_gflops(tf, dtype, n=4096):
-    """Best GFLOP/s of an n x n matmul in a tf.function (best of 6 calls after 2 untimed)."""
-    a = tf.cast(tf.random.stateless_normal((n, n), seed=(0, 0)), dtype)
-    b = tf.cast(tf.random.stateless_normal((n, n), seed=(0, 1)), dtype)
-    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)[:1, :1]))
-    best, _ = time_steps(lambda: matmul().numpy(), warmup=2, steps=1, repeats=6)
+PEAK_CALLS = 6
+
+
+def native_bf16(flags) -> bool:
+    """True when the CPU multiplies bf16 natively (AVX512_BF16 or AMX); else bf16 is emulated."""
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def peak_sizes(spec, precision):
+    # Emulated bf16 is slow enough that a 4096^2 product takes minutes and says nothing new.
+    sizes = spec["peak_sizes"]
+    return sizes if precision == "fp32" or native_bf16(spec["flags"]) else sizes[:2]
+
+
+def best_rate(call, n):
+    """GFLOP/s of an n x n x n matmul `call`: best single call of PEAK_CALLS after 2 warm ones."""
+    best, _ = time_steps(call, warmup=2, steps=1, repeats=PEAK_CALLS)
     return 2 * n**3 / best / 1e9
 
 
 def measure_matmul_peak(spec):
+    """TF's matmul GFLOP/s per precision and size (warm, best of PEAK_CALLS); peak = best size."""
     tf = configure_tensorflow(spec["threads"], spec["inter_op_threads"])
-    return {"fp32": matmul_gflops(tf, tf.float32), "bf16": matmul_gflops(tf, tf.bfloat16)}
+    result = {}
+    for precision, dtype in (("fp32", tf.float32), ("bf16", tf.bfloat16)):
+        rates = {}
+        for n in peak_sizes(spec, precision):
+            a = tf.cast(tf.random.stateless_normal((n, n), seed=(0, 0)), dtype)
+            b = tf.cast(tf.random.stateless_normal((n, n), seed=(0, 1)), dtype)
+            matmul = tf.function(lambda a=a, b=b: tf.reduce_sum(tf.matmul(a, b)[:1, :1]))
+            rates[n] = round(best_rate(lambda m=matmul: m().numpy(), n), 1)
+        result[precision] = max(rates.values())
+        result[f"{precision}_by_size"] = rates
+    return result
+
+
+def measure_torch_peak(spec):
+    """The same measurement with torch (the peer's BLAS) in this process."""
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    result = {}
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        rates = {}
+        for n in peak_sizes(spec, precision):
+            generator = torch.Generator().manual_seed(0)
+            a = torch.randn(n, n, generator=generator).to(dtype)
+            b = torch.randn(n, n, generator=generator).to(dtype)
+            rates[n] = round(best_rate(lambda a=a, b=b: torch.matmul(a, b), n), 1)
+        result[precision] = max(rates.values())
+        result[f"{precision}_by_size"] = rates
+    return result
 
 
 def build_step(spec):
@@ -176,7 +220,8 @@ def measure_model(spec):
 
 def worker_main(spec):
     try:
-        result = measure_matmul_peak(spec) if spec["task"] == "peak" else measure_model(spec)
+        tasks = {"peak": measure_matmul_peak, "torch_peak": measure_torch_peak}
+        result = tasks.get(spec["task"], measure_model)(spec)
     except Exception as error:  # reported as a failed measurement, never a crash
         result = {"error": f"{type(error).__name__}: {str(error).strip()[:600]}"}
     emit(result)
@@ -214,9 +259,8 @@ def run_worker(spec, timeout, memory_limit_mb=None):
     return json.loads(results[-1])
 
 
-def machine_record(args, peaks):
-    import importlib.metadata as metadata
-
+def cpu_info():
+    """(model name, set of ISA flags) from /proc/cpuinfo."""
     cpu_model, flags = None, set()
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -224,31 +268,66 @@ def machine_record(args, peaks):
                 cpu_model = line.split(":", 1)[1].strip()
             elif line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
+    return cpu_model, flags
+
+
+def machine_name(cpu_model, flags) -> str:
+    """A file-name slug for the machine: CPU model and its widest vector/matrix ISA."""
+    isa = (
+        "amx"
+        if "amx_bf16" in flags
+        else "avx512bf16"
+        if "avx512_bf16" in flags
+        else ("avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other")
+    )
+    model = "".join(c if c.isalnum() else "-" for c in (cpu_model or "cpu").lower())
+    return "-".join(part for part in model.split("-") if part) + f"_{isa}"
+
+
+def machine_record(args, peaks):
+    import importlib.metadata as metadata
+
+    cpu_model, flags = cpu_info()
     versions = {p: metadata.version(p) for p in ("tensorflow", "keras", "numpy")}
     return {
-        "kind": "machine", "impl": "cover_tf", "python": platform.python_version(), **versions,
-        "cpu_model": cpu_model, "nproc": os.cpu_count(),
+        "kind": "machine", "impl": "cover_tf", "machine": machine_name(cpu_model, flags),
+        "python": platform.python_version(), **versions,
+        "cpu_model": cpu_model, "cores": os.cpu_count(),
+        "avx2": "avx2" in flags, "avx512f": "avx512f" in flags,
+        "avx512_bf16": "avx512_bf16" in flags, "amx": "amx_bf16" in flags,
         "isa": sorted(f for f in flags if f.startswith(("avx2", "fma", "avx512", "amx"))),
         "threads": {"intra_op": args.threads, "inter_op": args.inter_op_threads},
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
         "peak_fp32_gflops": peaks["fp32"], "peak_bf16_gflops": peaks["bf16"],
-        "peak_source": peaks["source"],
+        "torch_peak_fp32_gflops": peaks.get("torch_fp32"),
+        "torch_peak_bf16_gflops": peaks.get("torch_bf16"),
+        "peaks_by_size": peaks.get("by_size"), "peak_source": peaks["source"],
     }  # fmt: skip
 
 
 def measure_peaks(args):
+    """TF's (and, with --peer, torch's) matmul peaks: several sizes, warm, best of PEAK_CALLS."""
     if args.peak_gflops and args.peak_bf16_gflops:
         return {"fp32": args.peak_gflops, "bf16": args.peak_bf16_gflops, "source": "given"}
-    log("measuring matmul peaks (4096^2, fp32 and bf16) ...")
-    spec = {"task": "peak", "threads": args.threads, "inter_op_threads": args.inter_op_threads}
-    measured = run_worker(spec, args.timeout)
-    if "error" in measured:
-        log(f"peak measurement failed: {measured['error']}")
+    _, flags = cpu_info()
+    spec = {"threads": args.threads, "inter_op_threads": args.inter_op_threads,
+            "flags": sorted(flags), "peak_sizes": args.peak_sizes}  # fmt: skip
+    log(f"measuring matmul peaks (n in {args.peak_sizes}, fp32 and bf16, best of {PEAK_CALLS}) ...")
+    measured = {"tf": run_worker(dict(spec, task="peak"), args.timeout)}
+    if args.peer:
+        measured["torch"] = run_worker(dict(spec, task="torch_peak"), args.timeout)
+    for name, result in measured.items():
+        if "error" in result:
+            log(f"{name} peak measurement failed: {result['error']}")
+    tf_peaks, torch_peaks = measured["tf"], measured.get("torch", {})
     return {
-        "fp32": args.peak_gflops or measured.get("fp32"),
-        "bf16": args.peak_bf16_gflops or measured.get("bf16"),
-        "source": "measured (TF matmul 4096, best of 6)",
-    }
+        "fp32": args.peak_gflops or tf_peaks.get("fp32"),
+        "bf16": args.peak_bf16_gflops or tf_peaks.get("bf16"),
+        "torch_fp32": torch_peaks.get("fp32"), "torch_bf16": torch_peaks.get("bf16"),
+        "by_size": {f"{lib}_{p}": result.get(f"{p}_by_size") for lib, result in measured.items()
+                    for p in ("fp32", "bf16")},
+        "source": f"measured (matmul n in {args.peak_sizes}, warm, best of {PEAK_CALLS})",
+    }  # fmt: skip
 
 
 def model_config(name, frames=None):
@@ -280,6 +359,9 @@ def measure(args, name, mode, precision, xla, peaks, batch=None, frames=None, li
     achieved = gflop * record["clips_per_s"]
     record["achieved_gflops"] = round(achieved, 2)
     record["mfu"] = achieved / peaks[precision] if peaks.get(precision) else None
+    if record["mfu"] and record["mfu"] > 1.0:  # a peak below what the model reaches is wrong
+        record["mfu_above_peak"] = True
+        log(f"  !! MFU {record['mfu']:.2f} > 1: the {precision} peak measurement is too low")
     if precision == "bf16":
         record["mfu_vs_fp32_peak"] = achieved / peaks["fp32"] if peaks.get("fp32") else None
     log(f"  -> {record['clips_per_s']:.2f} clips/s, {record['step_ms_median']:.1f} ms/step, "
@@ -425,18 +507,21 @@ def parse_args():
     add("--inter-op-threads", type=int, default=1, help="TF inter-op threads")
     add("--peak-gflops", type=float, help="fp32 peak GFLOP/s to use instead of measuring")
     add("--peak-bf16-gflops", type=float, help="bf16 peak GFLOP/s to use instead of measuring")
+    add("--peak-sizes", default="1024,2048,4096", help="comma list of matmul sizes for the peaks")
     add("--timeout", type=int, default=1800, help="seconds per measurement subprocess")
     add("--peer", action="store_true", help="also run the HF peer script and print ratios")
     add("--peer-script", default=DEFAULT_PEER, help="path of peer_hf_timesformer.py")
     add("--peer-compile", action="store_true", help="pass --compile to the peer")
     add("--peer-timeout", type=int, default=7200, help="seconds per peer run")
     add("--markdown", nargs="?", const="-", help="print a markdown table to stderr or FILE")
+    add("--results-dir", help="also append the JSON lines to DIR/<machine>_<date>.jsonl")
     add("--max-batch", action="store_true", help="search the largest training batch instead")
     add("--memory-gib", type=float, default=24.0, help="--max-batch peak RSS limit")
     add("--frames", help="--max-batch: comma list of num_frames overriding the configs'")
     add("--remat", action="store_true", help="rematerialise the blocks in training (memory)")
     add("--_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.peak_sizes = [int(n) for n in args.peak_sizes.split(",")]
     check_lists(parser, args, CONFIGS, {"precisions": "fp32 bf16", "xla": "off on", "modes": "infer train"})  # fmt: skip
     return args
 
@@ -470,6 +555,18 @@ def main():
     elif args.markdown:
         with open(args.markdown, "w") as f:
             f.write(markdown_table(summaries))
+    if args.results_dir:
+        save_results(args.results_dir)
+
+
+def save_results(results_dir):
+    """Appends this run's lines to one JSON-lines file per machine and day."""
+    machine = next(r["machine"] for r in RESULTS if r.get("kind") == "machine")
+    path = os.path.join(results_dir, f"{machine}_{time.strftime('%Y-%m-%d')}.jsonl")
+    os.makedirs(results_dir, exist_ok=True)
+    with open(path, "a") as f:
+        f.writelines(json.dumps(record) + "\n" for record in RESULTS)
+    log(f"results appended to {path}")
 
 
 if __name__ == "__main__":

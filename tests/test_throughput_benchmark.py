@@ -1,0 +1,47 @@
+"""`benchmarks/throughput.py` names its machine and measures its peaks before any figure, and keeps
+one JSON-lines file per machine. Its timings are not asserted."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import throughput  # noqa: E402
+
+
+def test_machine_names_carry_the_widest_isa():
+    assert throughput.machine_name("AMD EPYC 9B14", {"avx2", "avx512f", "avx512_bf16"}) == (
+        "amd-epyc-9b14_avx512bf16"
+    )
+    assert throughput.machine_name("AMD EPYC", {"avx2", "fma"}) == "amd-epyc_avx2"
+    xeon = "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"
+    assert throughput.machine_name(xeon, {"avx512f", "avx512_bf16", "amx_bf16"}).endswith("_amx")
+    assert not throughput.native_bf16({"avx2", "avx512f"})
+    assert throughput.native_bf16({"avx512_bf16"}) and throughput.native_bf16({"amx_bf16"})
+
+
+def test_first_line_names_the_machine_and_its_measured_peaks(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "throughput.py"), "--configs", "tiny", "--modes",
+         "infer", "--precisions", "fp32", "--xla", "off", "--steps", "1", "--warmup", "0",
+         "--repeats", "1", "--peak-sizes", "128,256", "--results-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    machine = lines[0]
+    assert machine["kind"] == "machine"
+    for field in ("cpu_model", "cores", "avx512f", "avx512_bf16", "amx", "machine"):
+        assert field in machine, field
+    assert machine["peak_fp32_gflops"] > 0 and machine["peak_bf16_gflops"] > 0
+    by_size = machine["peaks_by_size"]["tf_fp32"]
+    assert set(by_size) == {"128", "256"}
+    assert machine["peak_fp32_gflops"] == max(by_size.values())
+    measurement = next(line for line in lines if line["kind"] == "measurement")
+    assert "error" not in measurement and measurement["mfu"] > 0
+    saved = list(tmp_path.glob(f"{machine['machine']}_*.jsonl"))
+    assert len(saved) == 1
+    assert [json.loads(line) for line in saved[0].read_text().splitlines()] == lines
