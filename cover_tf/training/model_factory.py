@@ -4,7 +4,7 @@ import keras
 from absl import logging
 
 from cover_tf.models import build_cover_model
-from cover_tf.models.checkpoint_import import load_backbone_from_model
+from cover_tf.models.checkpoints import load_backbone_from_model
 from cover_tf.training.trainer import attach_trainer
 
 
