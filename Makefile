@@ -1,41 +1,48 @@
-# Two commands set up a fresh machine: `make demo` and `make test`. Both create .venv once
-# (idempotent: the stamp file is rebuilt only when setup.cfg or pyproject.toml change).
+# Two commands set up a fresh machine: `make demo` and `make test`. Both create .venv once.
+# `make demo` installs the runtime set only (`pip install -e .`); `make test` adds the test
+# extras (`.[test]`: torch, transformers, jax, ...) to the same venv, so a demo venv upgrades to
+# a test venv. Each stamp is remade when setup.cfg or pyproject.toml change.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+TEST_STAMP := $(VENV)/.installed-test
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export HF_HUB_OFFLINE := 1
 
 .PHONY: venv demo test test-all lint format bench clean
 
-venv: $(STAMP)
+venv: $(RUNTIME_STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+$(RUNTIME_STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -e '.[test]'
-	touch $(STAMP)
+	$(PY) -m pip install -q -e .
+	touch $@
 
-demo: $(STAMP)
+$(TEST_STAMP): $(RUNTIME_STAMP)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: $(RUNTIME_STAMP)
 	$(PY) -m cover_tf.train --config configs/demo.yaml --workdir runs/demo
 	$(PY) -m cover_tf.evaluate --workdir runs/demo
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow" tests datasets
 
-test-all: $(STAMP)
+test-all: $(TEST_STAMP)
 	$(PY) -m pytest -q tests datasets
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check cover_tf datasets export benchmarks tests
 	$(VENV)/bin/ruff format --check cover_tf datasets export benchmarks tests
 
-format: $(STAMP)
+format: $(TEST_STAMP)
 	$(VENV)/bin/ruff check --fix cover_tf datasets export benchmarks tests
 	$(VENV)/bin/ruff format cover_tf datasets export benchmarks tests
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(PY) benchmarks/throughput.py --peer --markdown runs/throughput.md | tee runs/throughput.jsonl
 	$(PY) benchmarks/input_pipeline.py --out runs/input_pipeline.jsonl
 

@@ -14,7 +14,9 @@ import typing
 import yaml
 
 from cover_tf.data.dataset_config import DatasetConfig, MixingConfig
-from cover_tf.layers import ATTENTION_TYPES
+from cover_tf.layers import attention_spec
+from cover_tf.models.cover_model import HEAD_NAME
+from cover_tf.models.variants import decode_variant
 
 OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -118,22 +120,22 @@ class ExperimentConfig:
 
     def validate(self):
         """Cross-field checks; raises ConfigError naming the offending key."""
-        _choice("model.attention_type", self.model.attention_type, ATTENTION_TYPES)
         _choice("optimizer.name", self.optimizer.name, OPTIMIZERS)
         _choice("train.precision", self.train.precision, PRECISIONS)
         _choice("train.strategy", self.train.strategy, STRATEGIES)
         if not self.datasets:
             raise ConfigError("datasets: give at least one dataset block")
         names = [dataset.name for dataset in self.datasets]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"datasets: names must be unique, got {names}")
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ConfigError(
+                f"datasets: names must be unique (one head each), {duplicates} repeat"
+            )
         for key in ("steps", "steps_per_epoch"):
             if getattr(self.train, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self.train, key)}")
         if self.optimizer.gradient_accumulation_steps < 1:
             raise ConfigError("optimizer.gradient_accumulation_steps must be >= 1")
-        if self.model.image_size % (self.model.patch_size or 16 if not self.model.variant else 1):
-            raise ConfigError("model.image_size must be a multiple of model.patch_size")
         for dataset in self.datasets:
             try:
                 dataset.validate()
@@ -141,6 +143,7 @@ class ExperimentConfig:
                 raise ConfigError(f"datasets.{dataset.name}: {error}") from error
             if dataset.data_dir is None:
                 dataset.data_dir = self.data_dir
+        _validate_model(self.model, self.datasets)
         try:
             self.mixing.validate()
         except ValueError as error:
@@ -149,6 +152,69 @@ class ExperimentConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+def _validate_model(model, datasets):
+    """What building the model and its heads will need, checked before anything is written."""
+    try:
+        spec = attention_spec(model.attention_type)
+    except ValueError as error:
+        raise ConfigError(f"model.{error}") from error
+    sizes = {}
+    if model.variant is not None:
+        try:
+            sizes = decode_variant(model.variant)
+        except ValueError as error:
+            raise ConfigError(f"model.{error}") from error
+    for key in ("hidden_size", "num_layers", "num_heads", "mlp_dim", "patch_size"):
+        value = getattr(model, key)
+        if value is not None:
+            if value < 1:
+                raise ConfigError(f"model.{key} must be >= 1, got {value}")
+            sizes[key] = value
+    missing = [key for key in ("hidden_size", "num_layers", "num_heads") if key not in sizes]
+    if missing:
+        raise ConfigError(
+            f"model.variant: name a variant (e.g. 'B/16') or set model.{', model.'.join(missing)}"
+        )
+    if sizes["hidden_size"] % sizes["num_heads"]:
+        raise ConfigError(
+            f"model.num_heads ({sizes['num_heads']}) must divide model.hidden_size "
+            f"({sizes['hidden_size']})"
+        )
+    patch = sizes.get("patch_size", 16)
+    source = "model.patch_size" if model.patch_size else f"model.variant {model.variant!r}"
+    if model.image_size < 1 or model.image_size % patch:
+        raise ConfigError(
+            f"model.image_size ({model.image_size}) must be a multiple of the patch size "
+            f"{patch} (from {source})"
+        )
+    for dataset in datasets:
+        if dataset.crop_size % patch:
+            raise ConfigError(
+                f"datasets.{dataset.name}.crop_size ({dataset.crop_size}) must be a multiple of "
+                f"the patch size {patch} (from {source}): the patch grid would drop pixels"
+            )
+    # The time embedding is learned for model.num_frames and interpolated to every clip length.
+    if spec.time_embedding and model.num_frames < 1:
+        raise ConfigError(f"model.num_frames must be >= 1, got {model.num_frames}")
+    if not 0.0 <= model.drop_path_rate < 1.0:
+        raise ConfigError(f"model.drop_path_rate must be in [0, 1), got {model.drop_path_rate}")
+    if model.remat and (model.dropout_rate or model.attention_dropout_rate):
+        raise ConfigError(
+            "model.remat cannot replay dropout masks: set model.dropout_rate and "
+            "model.attention_dropout_rate to 0, or model.remat to false"
+        )
+    for dataset in datasets:
+        if not HEAD_NAME.match(dataset.name):
+            raise ConfigError(
+                f"datasets.{dataset.name}: the name keys the dataset's head, metrics and serving "
+                "signature: start with a letter, then letters, digits and '_'"
+            )
+        if dataset.num_classes is not None and dataset.num_classes < 1:
+            raise ConfigError(f"datasets.{dataset.name}.num_classes must be >= 1")
+    if not model.init_heads and model.init_checkpoint is None:
+        raise ConfigError("model.init_heads: false only applies with a model.init_checkpoint")
 
 
 def _choice(key, value, allowed):

@@ -18,7 +18,8 @@ import json
 import pathlib
 import sys
 
-from cover_tf.models.checkpoint_import import (
+from cover_tf.layers import ATTENTION_TYPES
+from cover_tf.models.checkpoints import (
     CheckpointMismatchError,
     cover_from_hf_timesformer,
     cover_from_image_checkpoint,
@@ -74,7 +75,7 @@ def main(argv=None):
     parser.add_argument(
         "--attention-type",
         default="divided_space_time",
-        choices=("divided_space_time", "joint_space_time", "space_only"),
+        choices=ATTENTION_TYPES,
     )
     parser.add_argument("--drop-path-rate", type=float, default=0.0)
     args = parser.parse_args(argv)

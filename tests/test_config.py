@@ -1,6 +1,9 @@
 """The experiment config: YAML onto typed dataclasses, overrides, errors that name the key."""
 
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -56,6 +59,19 @@ def test_overrides_reach_nested_fields_and_datasets_by_name_or_index():
         ("optimizer.name=lion", r"optimizer\.name must be one of"),
         ("datasets.kinetics.flip=false", r"no dataset named 'kinetics'"),
         ("model.attention_type=axial", r"model\.attention_type must be one of"),
+        # What building the model will need, checked before anything is written:
+        ("model.image_size=36", r"model\.image_size \(36\) must be a multiple of the patch size 8"),
+        ("model.variant=Q/16", r"model\.variant must look like"),
+        ("model.num_heads=5", r"model\.num_heads \(5\) must divide model\.hidden_size \(96\)"),
+        ("model.num_layers=null", r"model\.variant: name a variant .* model\.num_layers"),
+        ("datasets.motion.crop_size=28", r"datasets\.motion\.crop_size \(28\) must be a multiple"),
+        ("model.num_frames=0", r"model\.num_frames must be >= 1"),
+        ("model.init_heads=false", r"model\.init_heads: false only applies with"),
+        ("datasets.motion.name=appearance", r"datasets: names must be unique .*'appearance'"),
+        (
+            "datasets.motion.name=motion-v2",
+            r"datasets\.motion-v2: the name keys the dataset's head",
+        ),
         ("datasets.motion.sampling=dense", r"sampling must be one of"),
         ("train.steps", r"KEY=VALUE"),
     ],
@@ -113,3 +129,41 @@ def test_paper_configs_name_real_builders_and_the_paper_setup(name):
         assert images[0].num_frames == 1
     if name.startswith("transfer_"):
         assert not config.model.init_heads  # B gets a new head
+
+
+@pytest.mark.parametrize("variant, image_size", [("Ti/16", 40), ("S/32", 48), ("B/16", 232)])
+def test_image_size_is_checked_against_the_named_variants_patch(variant, image_size):
+    overrides = [
+        f"model.variant={variant}",
+        "model.patch_size=null",
+        f"model.image_size={image_size}",
+    ]
+    with pytest.raises(ConfigError, match=rf"model\.image_size \({image_size}\) .*'{variant}'"):
+        load_config(CONFIGS / "demo.yaml", overrides)
+    # The variant's own patch size decides (demo's 32 px crops fit 16 and 32): a multiple passes.
+    patch = int(variant.split("/")[1])
+    config = load_config(CONFIGS / "demo.yaml", [*overrides[:2], f"model.image_size={2 * patch}"])
+    assert config.model.image_size == 2 * patch
+
+
+def test_train_cli_rejects_a_bad_image_size_before_writing_the_workdir(tmp_path):
+    workdir = tmp_path / "W"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cover_tf.train",
+            "--config",
+            str(CONFIGS / "demo.yaml"),
+            *("--set", "model.variant=Ti/16", "--set", "model.patch_size=null"),
+            *("--set", "model.image_size=40", "--workdir", str(workdir)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "model.image_size (40)" in lines[0], result.stderr
+    assert not workdir.exists()

@@ -1,4 +1,4 @@
-"""`python -m cover_tf.demo` (what `make demo` runs) on a real clip and a real photo."""
+"""`python -m cover_tf.demo` (a first look after install) on a real clip and a real photo."""
 
 import json
 import os

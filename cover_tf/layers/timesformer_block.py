@@ -1,4 +1,11 @@
-"""One TimeSformer encoder block: divided space-time, joint space-time or space-only attention."""
+"""One TimeSformer encoder block: divided space-time, joint space-time or space-only attention.
+
+This module owns the attention types: `ATTENTION_SPECS` says what the rest of the model (the
+backbone, checkpoint conversion, config validation, the CLI) needs to know about each one, and
+`TimeSformerBlock` computes it. Adding a type means a spec here and its branch in the block.
+"""
+
+import dataclasses
 
 import keras
 from keras import ops
@@ -7,7 +14,46 @@ from cover_tf.layers.backend_ops import fold_in, split_leading
 from cover_tf.layers.drop_path import DropPath
 from cover_tf.layers.multi_head_self_attention import MultiHeadSelfAttention
 
-ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
+
+@dataclasses.dataclass(frozen=True)
+class AttentionSpec:
+    """What an attention type means outside the block.
+
+    Args:
+        branches: the block's attention branches in order; each is a LayerNorm
+            `<branch>_norm` and an attention `<branch>_attention` (`temporal` also has the
+            zero-initialised `temporal_fc`).
+        image_branch: the branch an image ViT's (or HF TimeSformer's main) attention fills.
+        inflated_branches: branches initialised as copies of `image_branch` from an image
+            checkpoint (the reference inflation).
+        time_embedding: whether the patch embedding adds a learned time embedding.
+        frame_cls_tokens: whether every frame keeps its own CLS token (averaged at the end).
+    """
+
+    branches: tuple[str, ...]
+    image_branch: str
+    inflated_branches: tuple[str, ...] = ()
+    time_embedding: bool = True
+    frame_cls_tokens: bool = False
+
+
+ATTENTION_SPECS = {
+    "divided_space_time": AttentionSpec(
+        branches=("temporal", "spatial"), image_branch="spatial", inflated_branches=("temporal",)
+    ),
+    "joint_space_time": AttentionSpec(branches=("space_time",), image_branch="space_time"),
+    "space_only": AttentionSpec(
+        branches=("spatial",), image_branch="spatial", time_embedding=False, frame_cls_tokens=True
+    ),
+}
+ATTENTION_TYPES = tuple(ATTENTION_SPECS)
+
+
+def attention_spec(attention_type):
+    """The `AttentionSpec` of `attention_type`; ValueError naming the allowed types."""
+    if attention_type not in ATTENTION_SPECS:
+        raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}, got {attention_type!r}")
+    return ATTENTION_SPECS[attention_type]
 
 
 def split_cls(tokens, axis, num_cls=1):
@@ -62,10 +108,7 @@ class TimeSformerBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if attention_type not in ATTENTION_TYPES:
-            raise ValueError(
-                f"attention_type must be one of {ATTENTION_TYPES}, got {attention_type!r}"
-            )
+        spec = attention_spec(attention_type)
         if hidden_size % num_heads:
             raise ValueError(f"num_heads={num_heads} must divide hidden_size={hidden_size}")
         self.hidden_size = hidden_size
@@ -95,22 +138,17 @@ class TimeSformerBlock(keras.layers.Layer):
             )
 
         dense_init = keras.initializers.TruncatedNormal(stddev=0.02)
-        if attention_type == "divided_space_time":
-            self.temporal_norm = norm("temporal_norm")
-            self.temporal_attention = attention("temporal_attention")
-            self.temporal_fc = keras.layers.Dense(
-                hidden_size, kernel_initializer="zeros", dtype=self.dtype_policy, name="temporal_fc"
-            )
-            self.spatial_norm = norm("spatial_norm")
-            self.spatial_attention = attention("spatial_attention")
-        elif attention_type == "joint_space_time":
-            self.space_time_norm = norm("space_time_norm")
-            self.space_time_attention = attention("space_time_attention")
-        elif attention_type == "space_only":
-            self.spatial_norm = norm("spatial_norm")
-            self.spatial_attention = attention("spatial_attention")
-        else:
-            raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}")
+        # Attribute names are the weights' names in a `.keras` file: keep them per branch.
+        for branch in spec.branches:
+            setattr(self, f"{branch}_norm", norm(f"{branch}_norm"))
+            setattr(self, f"{branch}_attention", attention(f"{branch}_attention"))
+            if branch == "temporal":
+                self.temporal_fc = keras.layers.Dense(
+                    hidden_size,
+                    kernel_initializer="zeros",
+                    dtype=self.dtype_policy,
+                    name="temporal_fc",
+                )
         self.drop_path = DropPath(drop_path_rate, dtype=self.dtype_policy, name="drop_path")
         self.mlp_norm = norm("mlp_norm")
         self.mlp_dense_1 = keras.layers.Dense(
@@ -129,19 +167,14 @@ class TimeSformerBlock(keras.layers.Layer):
 
     def build(self, input_shape):
         token_shape = (None, None, self.hidden_size)
-        if self.attention_type == "divided_space_time":
-            for layer in (self.temporal_norm, self.temporal_attention, self.temporal_fc):
-                layer.build(token_shape)
-        for layer in self._attention_layers():
-            layer.build(token_shape)
+        for branch in attention_spec(self.attention_type).branches:
+            getattr(self, f"{branch}_norm").build(token_shape)
+            getattr(self, f"{branch}_attention").build(token_shape)
+            if branch == "temporal":
+                self.temporal_fc.build(token_shape)
         self.mlp_norm.build(token_shape)
         self.mlp_dense_1.build(token_shape)
         self.mlp_dense_2.build((None, None, self.mlp_dim))
-
-    def _attention_layers(self):
-        if self.attention_type == "joint_space_time":
-            return (self.space_time_norm, self.space_time_attention)
-        return (self.spatial_norm, self.spatial_attention)
 
     def _mlp(self, tokens, training, seed):
         hidden = self.mlp_dense_1(self.mlp_norm(tokens))

@@ -84,37 +84,6 @@ class CoVeRModel(keras.Model):
                 head.build((None, self.backbone.hidden_size))
         self.built = True
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a tf.distribute strategy, Keras 3.15's TF trainer builds the compiled metrics by
-        # pulling one batch from the *training* iterator and `strategy.reduce`-ing the nested
-        # batch across replicas. That batch is then missing from training (with
-        # `steps_per_epoch`, the iterator persists: the stream shifts by one batch, which breaks
-        # exact resume and agreement with a single-process run), and MultiWorkerMirroredStrategy
-        # cannot reduce a nest at all (ValueError: PerReplica to Tensor). Build from the
-        # dataset's element spec instead: same symbolic shapes, no batch consumed, no collective.
-        adapter = getattr(iterator, "data_adapter", None)
-        if data_batch is None and adapter is not None and hasattr(adapter, "get_tf_dataset"):
-            data_batch = adapter.get_tf_dataset().element_spec
-            iterator = None
-        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
-    def train_step(self, *args):
-        # One argument (data) on the TensorFlow backend, (state, data) on JAX's.
-        logs = super().train_step(*args)
-        if keras.backend.backend() != "tensorflow":
-            return logs
-        import tensorflow as tf  # the TF backend is loaded; the model also runs without TF
-
-        strategy = self.distribute_strategy
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-            strategy.extended._in_multi_worker_mode()
-        ):
-            # Keras 3.15 averages the step's logs across workers with
-            # `strategy.reduce("MEAN", v, axis=0)`, which fails on scalar logs ("Invalid reduction
-            # dimension 0", tensorflow/tensorflow#72388): give each log the batch axis it expects.
-            logs = {key: keras.ops.reshape(value, (1,)) for key, value in logs.items()}
-        return logs
-
     def call(self, frames, training=None):
         features = self.backbone(frames, training=training)
         return {name: head(features, training=training) for name, head in self.heads.items()}

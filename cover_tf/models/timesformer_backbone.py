@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from cover_tf.layers import ATTENTION_TYPES, PatchEmbedding, TimeSformerBlock
+from cover_tf.layers import PatchEmbedding, TimeSformerBlock, attention_spec
 from cover_tf.models.variants import decode_variant
 
 # Defaults of the TimeSformer reference checkpoints' preprocessing (values in [0, 1] scale).
@@ -30,8 +30,8 @@ class TimeSformerBackbone(keras.Model):
             (`mlp_dim` defaults to 4 x `hidden_size`, `patch_size` to 16).
         num_frames: int, clip length the time embedding is learned for. Default 8.
         image_size: int, frame side the position embedding is learned for. Default 224.
-        attention_type: one of `"divided_space_time"` (default), `"joint_space_time"`,
-            `"space_only"`.
+        attention_type: one of `ATTENTION_TYPES` (`cover_tf.layers`): `"divided_space_time"`
+            (default), `"joint_space_time"`, `"space_only"`.
         dropout_rate, attention_dropout_rate, drop_path_rate: floats, regularisation. Default 0.
         layer_norm_epsilon: float. Default 1e-6.
         qkv_bias: bool. Default True.
@@ -87,10 +87,7 @@ class TimeSformerBackbone(keras.Model):
         if missing:
             raise ValueError(f"Give a variant (e.g. 'B/16') or the sizes {missing}")
         sizes.setdefault("mlp_dim", 4 * sizes["hidden_size"])
-        if attention_type not in ATTENTION_TYPES:
-            raise ValueError(
-                f"attention_type must be one of {ATTENTION_TYPES}, got {attention_type!r}"
-            )
+        spec = attention_spec(attention_type)
         if len(pixel_mean) != 3 or len(pixel_std) != 3:
             raise ValueError(
                 f"pixel_mean and pixel_std need 3 values each, got {pixel_mean!r}, {pixel_std!r}"
@@ -127,7 +124,7 @@ class TimeSformerBackbone(keras.Model):
             self.patch_size,
             image_size,
             num_frames,
-            use_time_embedding=attention_type != "space_only",
+            use_time_embedding=spec.time_embedding,
             dropout_rate=dropout_rate,
             dtype=self.dtype_policy,
             name="patch_embedding",
@@ -168,7 +165,7 @@ class TimeSformerBackbone(keras.Model):
 
     def call(self, frames, training=None):
         cls_tokens, patch_tokens = self.patch_embedding(frames, training=training)
-        if self.attention_type == "space_only":
+        if attention_spec(self.attention_type).frame_cls_tokens:
             # Every frame keeps its own CLS token: [B, T, D].
             cls_tokens = ops.broadcast_to(
                 cls_tokens,

@@ -17,8 +17,10 @@ from cover_tf.training.evaluation import evaluate_datasets
 from cover_tf.training.loop import prepare_datasets
 from cover_tf.training.model_factory import build_model
 from cover_tf.training.strategy import select_strategy
+from cover_tf.training.trainer import attach_trainer
 
 __all__ = [
+    "attach_trainer",
     "build_model",
     "build_optimizer",
     "compile_model",

@@ -2,6 +2,8 @@
 
 import keras
 
+from cover_tf.training.trainer import attach_trainer
+
 # Parameters without weight decay: norms, biases and the embeddings (substring match on names).
 NO_DECAY = ("gamma", "beta", "bias", "cls_token", "position_embedding", "time_embedding")
 
@@ -79,7 +81,9 @@ def head_metrics(head_names):
 
 
 def compile_model(model, optimizer_config, total_steps, jit_compile=False):
-    """Compiles a `CoVeRModel` with the optimizer, masked per-head losses and metrics."""
+    """Compiles a `CoVeRModel` with the optimizer, masked per-head losses and metrics, the
+    trainer workarounds attached (`cover_tf.training.trainer`)."""
+    attach_trainer(model)
     model.compile(
         optimizer=build_optimizer(optimizer_config, total_steps),
         loss=head_losses(model.head_names),

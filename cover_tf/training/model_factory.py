@@ -4,7 +4,8 @@ import keras
 from absl import logging
 
 from cover_tf.models import build_cover_model
-from cover_tf.models.checkpoint_import import load_backbone_from_model
+from cover_tf.models.checkpoints import load_backbone_from_model
+from cover_tf.training.trainer import attach_trainer
 
 
 def build_model(model_config, heads, dtype=None):
@@ -12,7 +13,8 @@ def build_model(model_config, heads, dtype=None):
 
     With `model_config.init_checkpoint` (a `.keras` CoVeR model), the backbone weights are copied
     from it (position and time embeddings resized when the sizes differ), and, with
-    `model_config.init_heads`, the heads whose name and class count match.
+    `model_config.init_heads`, the heads whose name and class count match. The trainer
+    workarounds are attached (`cover_tf.training.trainer`), so the model is ready for `fit`.
     """
     model = build_cover_model(
         heads,
@@ -42,4 +44,4 @@ def build_model(model_config, heads, dtype=None):
         logging.info(
             "Initialised from %s (heads loaded: %s)", model_config.init_checkpoint, loaded_heads
         )
-    return model
+    return attach_trainer(model)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from cover_tf.models.checkpoint_import import (
+from cover_tf.models.checkpoints import (
     CheckpointMismatchError,
     cover_from_hf_timesformer,
     cover_from_image_checkpoint,
@@ -123,7 +123,7 @@ def test_image_init_copies_spatial_into_temporal_and_zeroes_temporal_fc(tmp_path
 def test_shape_mismatch_names_parameter_and_both_shapes(tmp_path):
     hf_timesformer(tmp_path)
     from cover_tf.models import TimeSformerBackbone
-    from cover_tf.models.checkpoint_import import (
+    from cover_tf.models.checkpoints import (
         assign_backbone_weights,
         canonical_from_hf_timesformer,
         read_hf_checkpoint,

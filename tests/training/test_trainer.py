@@ -1,0 +1,105 @@
+"""The trainer seam (`cover_tf.training.trainer`): the Keras 3.15 workarounds live there, not in
+the model classes, and `fit` under a strategy trains on every batch of the stream.
+
+The MultiWorkerMirroredStrategy log reduction (tensorflow/tensorflow#72388) needs two workers;
+tests/training/test_multi_worker.py runs them (it fails without `train_step_with_batch_axis`).
+"""
+
+import ast
+import pathlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import cover_tf
+from cover_tf.models import CoVeRModel, build_cover_model
+from cover_tf.training import attach_trainer, head_losses
+from cover_tf.training.trainer import ATTACHED
+
+MODELS = pathlib.Path(cover_tf.__file__).parent / "models"
+TINY = dict(hidden_size=32, num_layers=1, num_heads=2, patch_size=8, num_frames=2, image_size=16)
+HEADS = {"motion": 3, "images": 4}
+# Private and public hooks of Keras' trainer; none belongs in an architecture module.
+TRAINER_HOOKS = {
+    "train_step",
+    "test_step",
+    "predict_step",
+    "compute_loss",
+    "compute_metrics",
+    "make_train_function",
+    "make_test_function",
+    "make_predict_function",
+    "_maybe_symbolic_build",
+    "_symbolic_build",
+}
+
+
+def samples_read(attach, num_batches=3, batch=2):
+    """Samples the input pipeline produced during one `fit` epoch of `num_batches` steps over
+    exactly that many batches, under a one-device strategy."""
+    produced = []
+
+    def samples():  # (frames, {head: one-hot}, {head: mask}), all for head `motion`
+        rng = np.random.default_rng(0)
+        for index in range(num_batches * batch):
+            produced.append(index)
+            label = np.eye(3, dtype="float32")[index % 3]
+            yield (
+                rng.normal(size=(2, 16, 16, 3)).astype("float32"),
+                {"motion": label, "images": np.zeros(4, "float32")},
+                {"motion": np.float32(1), "images": np.float32(0)},
+            )
+
+    spec = (
+        tf.TensorSpec((2, 16, 16, 3)),
+        {"motion": tf.TensorSpec((3,)), "images": tf.TensorSpec((4,))},
+        {"motion": tf.TensorSpec(()), "images": tf.TensorSpec(())},
+    )
+    dataset = tf.data.Dataset.from_generator(samples, output_signature=spec).batch(batch)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        model = build_cover_model(HEADS, **TINY)
+        if attach:
+            attach_trainer(model)
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss=head_losses(model.head_names))
+    model.fit(dataset, epochs=1, steps_per_epoch=num_batches, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == num_batches
+    return len(produced)
+
+
+def test_fit_under_a_strategy_reads_the_stream_once():
+    # Every sample of the stream is produced once and trained on: the metrics are built from
+    # the dataset's element spec, not from a batch of the stream.
+    assert samples_read(attach=True) == 3 * 2
+
+
+def test_stock_keras_still_reads_a_batch_to_build_under_a_strategy():
+    # Keras 3.15 builds the metrics from a batch pulled off the training stream and
+    # `strategy.reduce`d (keras-team/keras#20394, where the batch used to be lost; #20585 for
+    # MultiWorkerMirroredStrategy, whose reduce of that batch fails), then restarts the stream.
+    # When this fails, Keras is fixed: drop `build_from_element_spec` from training/trainer.py.
+    assert samples_read(attach=False) > 3 * 2
+
+
+def test_attached_model_saves_and_loads_as_the_architecture_class(tmp_path):
+    model = attach_trainer(build_cover_model(HEADS, **TINY))
+    assert attach_trainer(model) is model and getattr(model, ATTACHED)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    assert type(loaded) is CoVeRModel
+    assert not getattr(loaded, ATTACHED, False)
+    frames = np.random.default_rng(1).normal(size=(2, 2, 16, 16, 3)).astype("float32")
+    for name, logits in model(frames).items():
+        np.testing.assert_allclose(loaded(frames)[name], logits, atol=1e-6)
+
+
+def test_no_model_module_defines_a_trainer_hook():
+    defined = {}
+    for path in sorted(MODELS.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name in TRAINER_HOOKS:
+                defined.setdefault(str(path.relative_to(MODELS)), []).append(node.name)
+    assert not defined, f"Keras trainer hooks in cover_tf/models/: {defined}"
