@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export HF_HUB_OFFLINE := 1
 
-.PHONY: venv demo test test-all lint format bench clean
+.PHONY: venv demo test test-all lint format bench study clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,11 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/throughput.py --peer --markdown runs/throughput.md | tee runs/throughput.jsonl
 	$(PY) benchmarks/input_pipeline.py --out runs/input_pipeline.jsonl
+
+# The embedded co-training study (README, "Results on the embedded benchmark"): 3 seeds, controls,
+# transfer; under an hour on 2 quiet cores. Not run by CI.
+study: $(STAMP)
+	$(PY) benchmarks/cotrain.py --out runs/study
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -65,3 +65,47 @@ def test_binomial_standard_error_of_a_test_split():
     assert study_stats.binomial_standard_error(0.7, 1000) == pytest.approx(0.014491, abs=1e-6)
     with pytest.raises(ValueError):
         study_stats.binomial_standard_error(0.7, 0)
+
+
+def _report_module():
+    import sys
+
+    sys.path.insert(0, str(PATH.parent))
+    try:
+        import study_report
+    finally:
+        sys.path.remove(str(PATH.parent))
+    return study_report
+
+
+def test_report_pairs_runs_by_seed_and_writes_every_table(tmp_path):
+    """Rows as cotrain.py writes them -> summaries, markdown and a PNG (no training here)."""
+    study_report = _report_module()
+    rows = []
+    for seed, (alone, cover) in enumerate([(0.70, 0.80), (0.74, 0.78), (0.72, 0.83)]):
+        common = {"seed": seed, "total_steps": 100, "expected_video_steps": 100.0}
+        rows += [
+            {**common, "run": "motion", "motion/top1": alone, "motion/num_examples": 1000,
+             "motion/top1_shuffled_time": 0.125},
+            {**common, "run": "cover_video", "motion/top1": cover, "motion/num_examples": 1000},
+            {**common, "run": "transfer_motion_to_motion", "motion/top1": alone},
+            {**common, "run": "transfer_cover_video_to_motion", "motion/top1": cover},
+        ]  # fmt: skip
+    summary = study_report.summarize(rows)
+    cover_minus_alone = next(
+        d
+        for d in summary["differences"]
+        if d["treatment"] == "cover_video" and d["head"] == "motion"
+    )
+    assert cover_minus_alone["mean"] == pytest.approx(0.083333, abs=1e-6)  # as derived above
+    assert cover_minus_alone["excludes_zero"] is False
+    transfer = next(d for d in summary["differences"] if d["budget"] == "equal fine-tuning steps")
+    assert transfer["mean"] == pytest.approx(0.083333, abs=1e-6)
+    assert summary["max_standard_error"]["motion"] == pytest.approx(0.014491, abs=1e-6)
+    study = {"seeds": [0, 1, 2], "wall_s": 1.0, "cpu_s": 2.0, "runs": rows, "summary": summary}
+    text = study_report.markdown(study)
+    assert "| motion alone | both | 100 | 100.0 | - | 72.0 [67.0, 77.0] | - |" in text
+    assert "| CoVeR - alone | equal video steps | motion | 8.3 [-1.1, 17.7] | no |" in text
+    assert "| motion alone, frames shuffled at test | 12.5 [12.5, 12.5] |" in text
+    study_report.plot(study, tmp_path / "study.png")
+    assert (tmp_path / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
