@@ -20,7 +20,7 @@ Writes <out>/study.json (every run and every summary), <out>/study.md (tables: m
 t interval over seeds, paired differences by seed) and <out>/study.png (bars, 95% intervals).
 Each run lives in <out>/runs/<run>/s<seed>; a rerun reuses the runs whose config is unchanged.
 
-    python benchmarks/cotrain.py [--seeds 0,1,2] [--video-steps 1000] [--finetune-steps 300]
+    python benchmarks/cotrain.py [--seeds 0,1,2] [--video-steps 800] [--finetune-steps 250]
         [--out runs/study]
     python benchmarks/cotrain.py --smoke      # 1 seed, a few steps: checks the study end to end
 """
@@ -232,8 +232,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=str(REPO / "configs" / "demo.yaml"))
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--video-steps", type=int, default=1000)
-    parser.add_argument("--finetune-steps", type=int, default=300)
+    parser.add_argument("--video-steps", type=int, default=800)
+    parser.add_argument("--finetune-steps", type=int, default=250)
     parser.add_argument("--out", default="runs/study")
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
     parser.add_argument("--smoke", action="store_true", help="1 seed, 20 steps, 64 test clips")
