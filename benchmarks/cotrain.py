@@ -1,37 +1,112 @@
-"""The co-training study on the embedded benchmark: does CoVeR's co-training help here?
+"""The embedded study: what co-training does on cover_synthetic, over seeds, with controls.
 
-Trains the demo model (configs/demo.yaml) in four settings, at an equal number of VIDEO steps
-(steps that carry a batch of video clips):
-  appearance   the appearance videos alone
-  motion       the motion videos alone
-  videos       appearance + motion co-trained (two heads)
-  cover        appearance + motion + images co-trained (three heads: CoVeR)
-For `cover`, image batches come on top: the run's total steps are the video steps divided by the
-video group's step probability (the mixing's formula), so the video steps stay equal in
-expectation. Each setting evaluates on the held-out test splits; JSON lines out, and a markdown
-table with `--markdown FILE`.
+Trains the demo model and recipe (configs/demo.yaml) with every seed of `--seeds` (a seed sets
+the initialisation and the data order: `train.seed` and `mixing.seed`) in these runs:
 
-    python benchmarks/cotrain.py [--video-steps 600] [--workdir runs/cotrain] [--markdown FILE]
+  appearance, motion, images   each set alone, `--video-steps` steps
+  videos                       appearance + motion (two heads), `--video-steps` steps
+  cover_video                  CoVeR (three heads) at EQUAL VIDEO STEPS: image batches come on
+                               top, total steps = video steps / the video group's step probability
+  cover_total                  CoVeR at EQUAL TOTAL STEPS (`--video-steps` steps in all, the
+                               paper's way: epochs over the mix)
+  motion_space_only            control: motion alone with space-only attention (no time mixing)
+  motion_single_frame          control: motion alone on one frame per clip
+  transfer_<A>_to_<B>          fine-tune the <A> run's backbone on <B> with a new head for
+                               `--finetune-steps` steps (model.init_checkpoint, init_heads false);
+                               A in (B, the other video set, cover_video): B->B is the baseline
+and evaluates every head on its ~1000-example test split (1 clip x 1 crop), plus the motion head
+of `motion` and `cover_video` with the frames of each test clip shuffled in time (control).
+Writes <out>/study.json (every run and every summary), <out>/study.md (tables: mean and 95%
+t interval over seeds, paired differences by seed) and <out>/study.png (bars, 95% intervals).
+Each run lives in <out>/runs/<run>/s<seed>; a rerun reuses the runs whose config is unchanged.
+
+    python benchmarks/cotrain.py [--seeds 0,1,2] [--video-steps 800] [--finetune-steps 250]
+        [--out runs/study]
+    python benchmarks/cotrain.py --smoke      # 1 seed, a few steps: checks the study end to end
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import pathlib
+import resource
+import shutil
 import sys
+import tempfile
 import time
 
-from cover_tf.config import load_config
-from cover_tf.data import mixing
-from cover_tf.training import loop
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import study_report  # noqa: E402  (benchmarks/ is not a package)
+
+from cover_tf.config import dump_config, load_config  # noqa: E402
+from cover_tf.data import mixing  # noqa: E402
+from cover_tf.training import loop  # noqa: E402
+from cover_tf.workdir import Workdir  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SETTINGS = {
-    "appearance": ("appearance",),
-    "motion": ("motion",),
-    "videos": ("appearance", "motion"),
-    "cover": ("appearance", "motion", "images"),
-}
+HEADS = ("appearance", "motion", "images")
+VIDEO_SETS = ("appearance", "motion")
+
+
+@dataclasses.dataclass
+class Run:
+    """One training run of the study.
+
+    Args:
+      name: the setting ("cover_video", "transfer_motion_to_appearance", ...).
+      datasets: the dataset blocks of configs/demo.yaml it trains on (one head each).
+      steps: optimizer steps; None: from the equal-video-steps budget (CoVeR).
+      overrides: config overrides KEY=VALUE on top of the demo recipe.
+      init_from: the name of the run whose model initialises this one (transfer).
+      shuffled_eval: heads also evaluated with the frames of each clip shuffled in time.
+    """
+
+    name: str
+    datasets: tuple
+    steps: int | None
+    overrides: tuple = ()
+    init_from: str | None = None
+    shuffled_eval: tuple = ()
+
+
+def study_runs(video_steps, finetune_steps):
+    """The runs of one seed, in an order where every transfer comes after its source."""
+    runs = [
+        Run("appearance", ("appearance",), video_steps),
+        Run("motion", ("motion",), video_steps, shuffled_eval=("motion",)),
+        Run("images", ("images",), video_steps),
+        Run("videos", VIDEO_SETS, video_steps),
+        Run("cover_video", HEADS, None, shuffled_eval=("motion",)),
+        Run("cover_total", HEADS, video_steps),
+        Run(
+            "motion_space_only",
+            ("motion",),
+            video_steps,
+            overrides=("model.attention_type=space_only",),
+        ),
+        Run(
+            "motion_single_frame",
+            ("motion",),
+            video_steps,
+            overrides=("model.num_frames=1", "datasets.motion.num_frames=1"),
+        ),
+    ]
+    for target in VIDEO_SETS:
+        other = next(name for name in VIDEO_SETS if name != target)
+        for source in (target, other, "cover_video"):
+            runs.append(
+                Run(
+                    f"transfer_{source}_to_{target}",
+                    (target,),
+                    finetune_steps,
+                    overrides=("model.init_heads=false",),
+                    init_from=source,
+                )
+            )
+    return runs
 
 
 def video_step_probability(config, sizes):
@@ -49,71 +124,152 @@ def video_step_probability(config, sizes):
     return mixing.group_step_weights(weights, groups, batch_sizes).get(("video",), 0.0)
 
 
-def setting_config(base_config, names, video_steps, overrides):
-    config = load_config(base_config, overrides)
-    config.datasets = [d for d in config.datasets if d.name in names]
+def run_config(base, run, seed, video_steps, common, model_paths):
+    """The config of `run` at `seed`, and its expected video-step probability."""
+    overrides = [*common, *run.overrides, f"train.seed={seed}", f"mixing.seed={seed}"]
+    if run.init_from:
+        overrides.append(f"model.init_checkpoint={model_paths[(run.init_from, seed)]}")
+    config = load_config(base, overrides)
+    config.datasets = [d for d in config.datasets if d.name in run.datasets]
     prepared, _ = loop.prepare_datasets(config)
-    sizes = {d.name: prepared_size(d) for d in prepared}
+    sizes = {d.name: loop_size(d) for d in prepared}
     for dataset, resolved in zip(config.datasets, prepared, strict=True):
         dataset.is_image = resolved.is_image
     probability = video_step_probability(config, sizes)
-    epoch = config.train.steps_per_epoch
-    steps = math.ceil(video_steps / probability / epoch) * epoch
-    config.train.steps = steps
+    steps = run.steps if run.steps is not None else video_steps / probability
+    epoch = min(config.train.steps_per_epoch, math.ceil(steps))
+    config.train.steps_per_epoch = epoch
+    config.train.steps = math.ceil(steps / epoch) * epoch
+    config.optimizer.warmup_steps = min(config.optimizer.warmup_steps, config.train.steps // 10)
     return config, probability
 
 
-def prepared_size(dataset):
+def loop_size(dataset):
     from cover_tf.data import reader
 
     builder = reader.get_builder(dataset.builder, data_dir=dataset.data_dir)
     return reader.split_size(builder, dataset.train_split)
 
 
+def reusable(config, files):
+    """True when `files` holds finished metrics of exactly `config`; a run dir of another config
+    is removed (its backup would otherwise resume the wrong run)."""
+    if not pathlib.Path(files.config).exists():
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        dump_config(config, pathlib.Path(tmp) / "config.yaml")
+        same = (pathlib.Path(tmp) / "config.yaml").read_text() == pathlib.Path(
+            files.config
+        ).read_text()
+    if not same:
+        shutil.rmtree(files.root)
+        return False
+    return pathlib.Path(files.metrics).exists()
+
+
+def shuffled_time_top1(model_path, config, head, seed):
+    """Top-1 of `head` on its test split with each clip's frames in a random order."""
+    import keras
+    import tensorflow as tf
+
+    import cover_tf  # noqa: F401  (registers the model's classes)
+    from cover_tf.data import input_pipeline
+    from cover_tf.training.evaluation import view_averaged_probabilities
+
+    model = keras.saving.load_model(model_path, compile=False)
+    datasets, _ = loop.prepare_datasets(config)
+    cfg = next(d for d in datasets if d.name == head)
+    mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
+    data = input_pipeline.eval_dataset(cfg, mean, std, config.eval.batch_size)
+    limit = config.eval.max_examples or math.inf
+    rng = np.random.default_rng(seed)
+    correct = count = 0
+    for views, labels in data:
+        views, labels = views.numpy(), labels.numpy()
+        for i in range(len(views)):  # views: [B, V, T, H, W, 3]
+            views[i] = views[i][:, rng.permutation(views.shape[2])]
+        probabilities = view_averaged_probabilities(model, head, tf.constant(views)).numpy()
+        keep = labels >= 0
+        correct += int(np.sum(probabilities.argmax(-1)[keep] == labels[keep]))
+        count += int(keep.sum())
+        if count >= limit:
+            break
+    return correct / count, count
+
+
+def train_run(base, run, seed, args, common, model_paths):
+    config, probability = run_config(base, run, seed, args.video_steps, common, model_paths)
+    files = Workdir(pathlib.Path(args.out) / "runs" / run.name / f"s{seed}")
+    reused = reusable(config, files)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    if reused:
+        metrics = json.loads(pathlib.Path(files.metrics).read_text())
+    else:
+        metrics = loop.run(config, files.root, verbose=0)
+    for head in run.shuffled_eval:
+        top1, count = shuffled_time_top1(files.model, config, head, seed)
+        metrics[f"{head}/top1_shuffled_time"] = top1
+        metrics[f"{head}/num_examples_shuffled_time"] = count
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    model_paths[(run.name, seed)] = str(files.model)
+    return {
+        "run": run.name,
+        "seed": seed,
+        "datasets": list(run.datasets),
+        "total_steps": config.train.steps,
+        "expected_video_steps": round(config.train.steps * probability, 1),
+        "init_from": run.init_from,
+        "overrides": list(run.overrides),
+        "reused": reused,
+        "wall_s": round(time.perf_counter() - start, 1),
+        "cpu_s": round(after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime, 1),
+        **{k: v for k, v in metrics.items() if k.split("/")[0] in HEADS},
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=str(REPO / "configs" / "demo.yaml"))
-    parser.add_argument("--video-steps", type=int, default=600)
-    parser.add_argument("--workdir", default="runs/cotrain")
-    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--video-steps", type=int, default=800)
+    parser.add_argument("--finetune-steps", type=int, default=250)
+    parser.add_argument("--out", default="runs/study")
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
-    parser.add_argument("--markdown", default=None, help="write the README table here")
+    parser.add_argument("--smoke", action="store_true", help="1 seed, 20 steps, 64 test clips")
     args = parser.parse_args(argv)
-    rows = []
-    for setting in args.settings.split(","):
-        config, probability = setting_config(
-            args.config, SETTINGS[setting], args.video_steps, args.set
-        )
-        start = time.perf_counter()
-        metrics = loop.run(config, pathlib.Path(args.workdir) / setting, verbose=0)
-        row = {
-            "kind": "cotrain",
-            "setting": setting,
-            "datasets": list(SETTINGS[setting]),
-            "video_steps": args.video_steps,
-            "total_steps": config.train.steps,
-            "video_step_probability": round(probability, 4),
-            "wall_s": round(time.perf_counter() - start, 1),
-            **{k: v for k, v in metrics.items() if k.endswith(("/top1", "/top5"))},
-        }
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    if args.markdown:
-        lines = [
-            "| setting | datasets | total steps | appearance top-1 | motion top-1 | images top-1 |",
-            "|---|---|---|---|---|---|",
-        ]
-        for row in rows:
-            cells = [
-                f"{100 * row[f'{name}/top1']:.1f}" if f"{name}/top1" in row else "-"
-                for name in ("appearance", "motion", "images")
-            ]
-            lines.append(
-                f"| {row['setting']} | {' + '.join(row['datasets'])} | {row['total_steps']} | "
-                + " | ".join(cells)
-                + " |"
-            )
-        pathlib.Path(args.markdown).write_text("\n".join(lines) + "\n")
+    common = list(args.set)
+    if args.smoke:
+        args.seeds, args.video_steps, args.finetune_steps = "0", 20, 10
+        common += ["eval.max_examples=64", "train.steps_per_epoch=10"]
+    try:
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds must be integers separated by commas, got {args.seeds!r}")
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs, model_paths, rows = study_runs(args.video_steps, args.finetune_steps), {}, []
+    usage, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    for seed in seeds:
+        for run in runs:
+            row = train_run(args.config, run, seed, args, common, model_paths)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    study = {
+        "seeds": seeds,
+        "video_steps": args.video_steps,
+        "finetune_steps": args.finetune_steps,
+        "overrides": common,
+        "wall_s": round(time.perf_counter() - start, 1),
+        "cpu_s": round(after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime, 1),
+        "runs": rows,
+    }
+    study["summary"] = study_report.summarize(rows)
+    (out / "study.json").write_text(json.dumps(study, indent=1))
+    (out / "study.md").write_text(study_report.markdown(study))
+    study_report.plot(study, out / "study.png")
+    print(f"wrote {out / 'study.md'}, {out / 'study.json'}, {out / 'study.png'}", flush=True)
     return 0
 
 

@@ -4,7 +4,9 @@ An object is a (shape, texture, colour) triple drawn on a cluttered background: 
 colour field, a few static distractor blobs and per-pixel noise. Three tasks:
 
   appearance  video; the class is WHAT the object is (APPEARANCE_OBJECTS); it moves at random.
-  motion      video; the class is HOW it moves (MOTION_CLASSES); the object is random.
+  motion      video; the class is HOW it moves (MOTION_CLASSES); the object is random, and
+              every single frame has the same distribution whatever the class (a torus scene,
+              uniform position, angle and log-scale): only time tells the class.
               Horizontal flipping swaps left_to_right <-> right_to_left and clockwise <->
               anticlockwise: train it with flipping disabled.
   images      still images of IMAGE_OBJECTS, which include every appearance object (same
@@ -79,6 +81,8 @@ MOTION_FLIP = {
 }
 # Motion objects avoid rotation-symmetric shapes so that rotation is visible.
 _MOTION_SHAPES = ("square", "triangle", "cross", "diamond", "ell", "tee", "bar")
+# Motion objects' scale range (fraction of the frame side), the same for every class.
+_MOTION_SCALE = (0.13, 0.3)
 
 
 def object_name(obj: tuple[str, str, str]) -> str:
@@ -153,13 +157,20 @@ def _draw(
     cy: np.ndarray,
     scale: np.ndarray,
     angle: np.ndarray,
+    wrap: bool = False,
 ) -> None:
-    """Draws `obj` into float frames [T, S, S, 3] in place; per-frame centre, scale, angle [T]."""
+    """Draws `obj` into float frames [T, S, S, 3] in place; per-frame centre, scale, angle [T].
+
+    With `wrap`, the frame is a torus: what leaves one edge enters at the opposite one.
+    """
     shape, texture, colour = obj
     size = frames.shape[1]
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
     dx = x[None] - cx[:, None, None]
     dy = y[None] - cy[:, None, None]
+    if wrap:
+        dx = (dx + size / 2) % size - size / 2
+        dy = (dy + size / 2) % size - size / 2
     cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
     s = scale[:, None, None]
     u = (dx * cos + dy * sin) / s
@@ -195,10 +206,52 @@ def render_appearance_clip(
     return _finish(frames, rng, noise)
 
 
+def motion_trajectory(rng: np.random.Generator, motion: str, num_frames: int, size: int):
+    """Per-frame object state of a motion clip: centre x, centre y, scale, angle, each float [T].
+
+    The centre lives on a torus of side `size` (take it modulo `size`); at every frame index the
+    centre, the angle (modulo 2 pi) and log-scale are uniform whatever `motion`: only their
+    change from frame to frame tells the class.
+    """
+    t = np.arange(num_frames, dtype=np.float32)
+    jitter = rng.normal(0, 0.25, (2, num_frames)).astype(np.float32)
+    cx = rng.uniform(0, size) + jitter[0]
+    cy = rng.uniform(0, size) + jitter[1]
+    # Log-scale phase in [0, 1): scale = low * (high / low) ** phase, low, high = _MOTION_SCALE.
+    phase = np.full(num_frames, rng.uniform(0, 1), np.float32)
+    angle = np.full(num_frames, rng.uniform(0, 2 * np.pi), np.float32)
+    speed = rng.uniform(0.9, 1.3) * size / 40  # pixels per frame
+    if motion in ("left_to_right", "right_to_left"):
+        cx = cx + (1.0 if motion == "left_to_right" else -1.0) * speed * t
+    elif motion in ("moving_up", "moving_down"):
+        cy = cy + (-1.0 if motion == "moving_up" else 1.0) * speed * t  # rows grow downwards
+    elif motion in ("approaching", "receding"):
+        rate = rng.uniform(0.035, 0.05)  # of the log-scale range per frame
+        phase = (phase + (1.0 if motion == "approaching" else -1.0) * rate * t) % 1.0
+    elif motion in ("rotating_clockwise", "rotating_anticlockwise"):
+        # In image coordinates (y down) a growing angle turns clockwise on screen.
+        sign = 1.0 if motion == "rotating_clockwise" else -1.0
+        angle = angle + sign * rng.uniform(0.15, 0.25) * t
+    else:
+        raise ValueError(f"unknown motion {motion!r}; expected one of {MOTION_CLASSES}")
+    low, high = _MOTION_SCALE
+    scale = low * (high / low) ** phase * size
+    return tuple(
+        np.broadcast_to(value, t.shape).astype(np.float32) for value in (cx, cy, scale, angle)
+    )
+
+
 def render_motion_clip(
     seed, motion: str, *, num_frames: int = 16, size: int = 40, noise: float = 12.0
 ) -> np.ndarray:
-    """uint8 [T, S, S, 3]: a random object moving as MOTION_CLASSES names it."""
+    """uint8 [T, S, S, 3]: a random object moving as MOTION_CLASSES names it.
+
+    No single frame tells the class: the scene is a torus (an object leaving one edge comes
+    back at the other), the position, angle and log-scale of every frame are uniform whatever
+    the class (a start drawn uniformly, a constant-rate change, wrapped), and the object's
+    shape, texture and colour are drawn independently of the class. Only how frames change
+    from one to the next does.
+    """
     rng = np.random.default_rng(seed)
     frames = np.broadcast_to(_background(rng, size), (num_frames, size, size, 3)).copy()
     obj = (
@@ -206,30 +259,16 @@ def render_motion_clip(
         TEXTURES[rng.integers(len(TEXTURES))],
         list(COLOURS)[rng.integers(len(COLOURS))],
     )
-    f = np.linspace(0.0, 1.0, num_frames, dtype=np.float32)
-    base = rng.uniform(0.16, 0.22) * size
-    scale = np.full(num_frames, base, np.float32)
-    angle = np.full(num_frames, rng.uniform(0, 2 * np.pi), np.float32)
-    centre = rng.uniform(0.4 * size, 0.6 * size, 2)
-    cx = np.full(num_frames, centre[0], np.float32) + rng.normal(0, 0.3, num_frames)
-    cy = np.full(num_frames, centre[1], np.float32) + rng.normal(0, 0.3, num_frames)
-    travel = rng.uniform(0.35, 0.5) * size
-    if motion in ("left_to_right", "right_to_left"):
-        sign = 1.0 if motion == "left_to_right" else -1.0
-        cx = centre[0] + sign * travel * (f - 0.5) + rng.normal(0, 0.3, num_frames)
-    elif motion in ("moving_up", "moving_down"):
-        sign = -1.0 if motion == "moving_up" else 1.0  # image rows grow downwards
-        cy = centre[1] + sign * travel * (f - 0.5) + rng.normal(0, 0.3, num_frames)
-    elif motion in ("approaching", "receding"):
-        grow = f if motion == "approaching" else 1.0 - f
-        scale = base * (0.55 + 0.85 * grow)
-    elif motion in ("rotating_clockwise", "rotating_anticlockwise"):
-        # In image coordinates (y down) a growing angle turns clockwise on screen.
-        sign = 1.0 if motion == "rotating_clockwise" else -1.0
-        angle = angle + sign * rng.uniform(0.12, 0.2) * np.arange(num_frames)
-    else:
-        raise ValueError(f"unknown motion {motion!r}; expected one of {MOTION_CLASSES}")
-    _draw(frames, obj, cx, cy, scale.astype(np.float32), angle.astype(np.float32))
+    cx, cy, scale, angle = motion_trajectory(rng, motion, num_frames, size)
+    _draw(
+        frames,
+        obj,
+        cx,
+        cy,
+        scale,
+        angle,
+        wrap=True,
+    )
     return _finish(frames, rng, noise)
 
 
