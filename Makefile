@@ -48,7 +48,7 @@ bench: $(TEST_STAMP)
 
 # The embedded co-training study (README, "Results on the embedded benchmark"): 3 seeds, controls,
 # transfer; under an hour on 2 quiet cores. Not run by CI.
-study: $(STAMP)
+study: $(TEST_STAMP)
 	$(PY) benchmarks/cotrain.py --out runs/study
 
 clean:
