@@ -40,7 +40,8 @@ def list_class_folders(
                 files.append(path)
             else:
                 suffix = path.suffix or "none"
-                skipped.add(split, key, path, f"not a {kind} file (suffix {suffix!r})")
+                article = "an" if kind[0] in "aeiou" else "a"
+                skipped.add(split, key, path, f"not {article} {kind} file (suffix {suffix!r})")
         if files:
             classes[name] = files
         else:

@@ -42,6 +42,8 @@ class ImageExampleEncoder:
             pixels = read_image(item.path, self.short_side)
         except FileNotFoundError:
             raise SkipItem("file not found") from None
+        except PIL.UnidentifiedImageError:  # Its message holds a memory address: not reproducible.
+            raise SkipItem("UnidentifiedImageError: not an image PIL can read") from None
         except (OSError, ValueError, PIL.Image.DecompressionBombError) as error:
             raise SkipItem(f"{type(error).__name__}: {error}") from error
         return {
