@@ -86,3 +86,31 @@ def test_video_folder_without_train_names_the_path(tmp_path):
     (tmp_path / "videos" / "test" / "a").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="videos/train"):
         _prepare("video_folder", tmp_path / "videos", tmp_path / "tfds")
+
+
+def test_video_folder_reports_stray_files_and_empty_classes(tmp_path, real_clips):
+    root = tmp_path / "videos"
+    for split, cls in [("train", "bikes"), ("validation", "bikes"), ("validation", "boats")]:
+        (root / split / cls).mkdir(parents=True, exist_ok=True)
+        shutil.copy(real_clips["bikes"], root / split / cls / "clip.mp4")
+    (root / "train" / "bikes" / "notes.txt").write_text("not a video")
+    (root / "train" / "bikes" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (root / "train" / "bikes" / "more").mkdir()
+    (root / "train" / "empty").mkdir()
+    (root / "train" / "README.md").write_text("outside the class folders")
+    builder = _prepare("video_folder", root, tmp_path / "tfds")
+    assert builder.info.features["label"].names == ["bikes"]  # "empty" is not a class
+    assert builder.info.splits["train"].num_examples == 1
+    assert builder.info.splits["validation"].num_examples == 1
+    reasons = {entry["key"]: entry["reason"] for entry in _report(builder, "train")}
+    assert reasons == {
+        "README.md": "not in a class folder (<split>/<class>/<file>)",
+        "bikes/.DS_Store": "not a video file (suffix 'none')",
+        "bikes/more": "a folder inside a class folder (not searched)",
+        "bikes/notes.txt": "not a video file (suffix '.txt')",
+        "empty/": "empty class folder (no video files): not made a class",
+    }
+    validation = _report(builder, "validation")
+    assert [(e["key"], e["reason"]) for e in validation] == [
+        ("boats/clip.mp4", "class folder 'boats' is not one of the train classes")
+    ]
