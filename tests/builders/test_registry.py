@@ -81,3 +81,15 @@ def test_check_builder_returns_the_class_of_valid_names():
     assert registry.check_builder("kinetics/700").name == "kinetics"
     assert registry.check_builder("cover_synthetic/motion:1.0.0").name == "cover_synthetic"
     assert registry.check_builder("imagenet2012").name == "imagenet2012"
+
+
+def test_build_cli_unknown_config_is_one_line_and_exit_code_2(capsys, tmp_path):
+    from cover_tf.builders import build
+
+    with pytest.raises(SystemExit) as exit_info:
+        build.main(["kinetics/500", "--data_dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: Unknown config '500' of dataset builder 'kinetics': valid configs: 400, 600, 700.\n"
+    )
+    assert list(tmp_path.iterdir()) == []
