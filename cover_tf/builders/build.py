@@ -1,13 +1,14 @@
 """Prepares a dataset: `python -m cover_tf.builders.build NAME[/CONFIG] [options]`.
 
-Finds project builders by name (see `registry`), unlike `tfds build`, which needs a path and, in
-tensorflow-datasets 4.9.10, apache-beam and mlcroissant installed just to start.
+Finds project builders by name (see `registry`); `tfds build datasets/<name>` (TFDS's CLI, which
+needs a path) runs the same preparation. `--beam_pipeline_options` as in `tfds build`.
 
     python -m cover_tf.builders.build cover_synthetic --data_dir ~/tensorflow_datasets
     python -m cover_tf.builders.build kinetics/400 --manual_dir /data/kinetics400 --short_side 256
 """
 
 import argparse
+import sys
 import time
 
 import tensorflow_datasets as tfds
@@ -26,11 +27,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--all_configs", action="store_true", help="prepare every config of the builder"
     )
+    parser.add_argument(
+        "--beam_pipeline_options",
+        default=None,
+        help='prepare on Apache Beam, e.g. "runner=DirectRunner,direct_num_workers=2,'
+        'direct_running_mode=multi_processing"',
+    )
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    try:
+        registry.check_builder(args.name)
+        prepare(args)
+    # AssertionError: TFDS's own check of manual_dir ("Manual directory ... does not exist").
+    except (registry.UnknownBuilderError, FileNotFoundError, ValueError, AssertionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def prepare(args: argparse.Namespace) -> None:
     overrides = {k: v for k, v in (("short_side", args.short_side), ("fps", args.fps)) if v}
     names = [args.name]
     if args.all_configs or "/" not in args.name:
@@ -38,6 +55,11 @@ def main(argv=None) -> None:
         if builder.BUILDER_CONFIGS and (args.all_configs or "/" not in args.name):
             names = [f"{builder.name}/{c.name}" for c in builder.BUILDER_CONFIGS]
     config = tfds.download.DownloadConfig(manual_dir=args.manual_dir)
+    if args.beam_pipeline_options:
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        flags = [f"--{option}" for option in args.beam_pipeline_options.split(",")]
+        config.beam_options = PipelineOptions(flags=flags)
     for name in names:
         start = time.perf_counter()
         builder = registry.get_builder(name, data_dir=args.data_dir, **overrides)

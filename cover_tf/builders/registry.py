@@ -6,6 +6,7 @@ top-level `datasets` module), so they are imported by path, under the module nam
 `$COVER_TF_DATASETS_DIR` if set, else `datasets/` next to the `cover_tf` package (the editable
 install from the source checkout).
 
+    check_builder("kinetics/500")   # UnknownBuilderError: ... valid configs: 400, 600, 700
     builder = get_builder("kinetics/400", data_dir="~/tensorflow_datasets", short_side=128)
 """
 
@@ -24,6 +25,14 @@ DATASETS_DIR_ENV = "COVER_TF_DATASETS_DIR"
 MODULE_PREFIX = "cover_tf_datasets"
 
 
+class UnknownBuilderError(ValueError, FileNotFoundError):
+    """A builder name, config or version that neither this project nor TFDS knows.
+
+    The message is one sentence listing the valid names (or configs, versions). A ValueError;
+    also a FileNotFoundError, which `get_builder` raised for unknown names before.
+    """
+
+
 def datasets_dir() -> pathlib.Path:
     """The folder holding one sub-folder per project builder."""
     if os.environ.get(DATASETS_DIR_ENV):
@@ -32,13 +41,15 @@ def datasets_dir() -> pathlib.Path:
 
 
 def builder_dir(name: str) -> pathlib.Path:
-    """The folder of the project builder `name` (no config part); FileNotFoundError if absent."""
+    """The folder of the project builder `name` (no config part); UnknownBuilderError if absent."""
     name = name.split("/")[0].split(":")[0]
     path = datasets_dir() / name / f"{name}_dataset_builder.py"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"No dataset builder {name!r}: not registered with TFDS and {str(path)!r} does not "
-            f"exist (set ${DATASETS_DIR_ENV} to the folder holding <name>/<name>_dataset_builder.py)"
+        raise UnknownBuilderError(
+            f"Unknown dataset builder {name!r}: this project's builders are "
+            f"{', '.join(available_builders()) or 'none'} (each a "
+            f"<name>/<name>_dataset_builder.py in {str(datasets_dir())!r}; ${DATASETS_DIR_ENV} "
+            f"moves that folder), or any TFDS builder such as 'imagenet2012'."
         )
     return path.parent
 
@@ -97,6 +108,39 @@ def load_builder_module(name: str) -> types.ModuleType:
     return module
 
 
+def check_builder(name: str) -> type[tfds.core.DatasetBuilder]:
+    """The builder class of `name` ("kinetics/400:1.0.0"); UnknownBuilderError if any part is unknown.
+
+    Cheap: imports the builder's module (project builders) but creates no builder and touches no
+    data_dir. Call it before anything is written.
+    """
+    base = name.split("/")[0].split(":")[0]
+    if not base:
+        raise UnknownBuilderError(f"Empty dataset builder name {name!r}.")
+    if base in tfds.list_builders(with_community_datasets=False):
+        builder_cls = tfds.builder_cls(base)
+    else:
+        load_builder_module(base)
+        builder_cls = tfds.builder_cls(base)
+    config, _, version = name[len(base) :].lstrip("/").partition(":")
+    configs = [c.name for c in builder_cls.BUILDER_CONFIGS or []]
+    if config and config not in configs:
+        valid = f"valid configs: {', '.join(configs)}" if configs else "it has no configs"
+        raise UnknownBuilderError(
+            f"Unknown config {config!r} of dataset builder {base!r}: {valid}."
+        )
+    if version and "*" not in version:
+        versions = [str(builder_cls.VERSION)] + [
+            str(v) for v in getattr(builder_cls, "SUPPORTED_VERSIONS", []) or []
+        ]
+        if version not in versions:
+            raise UnknownBuilderError(
+                f"Unknown version {version!r} of dataset builder {base!r}: "
+                f"valid versions: {', '.join(versions)}."
+            )
+    return builder_cls
+
+
 def get_builder(name: str, data_dir=None, **kwargs) -> tfds.core.DatasetBuilder:
     """A builder from a TFDS name with optional config and version ("kinetics/400:1.0.0").
 
@@ -105,11 +149,10 @@ def get_builder(name: str, data_dir=None, **kwargs) -> tfds.core.DatasetBuilder:
     (e.g. short_side=, fps= for the video builders).
 
     Raises:
-      FileNotFoundError: the name is neither registered with TFDS nor a folder in datasets_dir().
+      UnknownBuilderError: the name is neither registered with TFDS nor a folder in
+        datasets_dir(), or its config or version is not one of the builder's.
     """
-    base = name.split("/")[0].split(":")[0]
-    if base not in tfds.list_builders(with_community_datasets=False):
-        load_builder_module(base)
+    check_builder(name)
     if data_dir is not None:
         kwargs["data_dir"] = os.fspath(os.path.expanduser(data_dir))
     return tfds.builder(name, **kwargs)

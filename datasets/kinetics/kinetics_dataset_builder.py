@@ -8,6 +8,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
 
+from cover_tf.builders.examples import SkipLog
 from cover_tf.builders.video_builder import (
     VideoBuilder,
     VideoBuilderConfig,
@@ -37,22 +38,37 @@ class KineticsConfig(VideoBuilderConfig):
     num_classes: int = 400
 
 
-def read_annotations(path: epath.Path) -> list[dict[str, str]]:
-    """Rows of a Kinetics CSV (`label,youtube_id,time_start,time_end,split[,is_cc]`)."""
-    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+def read_annotations(path: epath.Path) -> list[tuple[int, dict[str, str | None]]]:
+    """(line number, row) of a Kinetics CSV (`label,youtube_id,time_start,time_end,split[,is_cc]`).
+
+    A header without youtube_id, time_start or time_end is an error naming the file; a short row
+    has None for its missing columns (see `clip_key`).
+    """
+    reader = csv.DictReader(io.StringIO(path.read_text()))
     required = {"youtube_id", "time_start", "time_end"}
-    if rows and not required <= set(rows[0]):
+    if reader.fieldnames is not None and not required <= set(reader.fieldnames):
         raise ValueError(
             f"{str(path)!r}: expected columns {sorted(required)} (and 'label'), "
-            f"got {sorted(rows[0])}"
+            f"got {sorted(reader.fieldnames)}"
         )
-    return rows
+    return [(reader.line_num, row) for row in reader]
 
 
-def clip_key(row: dict[str, str]) -> str:
-    """`{youtube_id}_{time_start:06d}_{time_end:06d}`, the file stem of a clip."""
-    start, end = int(float(row["time_start"])), int(float(row["time_end"]))
-    return f"{row['youtube_id']}_{start:06d}_{end:06d}"
+def clip_key(row: dict[str, str | None]) -> str:
+    """`{youtube_id}_{time_start:06d}_{time_end:06d}`, the file stem of a clip.
+
+    Raises ValueError saying what is wrong with a malformed row (missing or non-numeric field).
+    """
+    missing = [c for c in ("youtube_id", "time_start", "time_end") if not row.get(c)]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    times = []
+    for column in ("time_start", "time_end"):
+        try:
+            times.append(int(float(row[column])))
+        except (ValueError, OverflowError):
+            raise ValueError(f"{column} {row[column]!r} is not a number") from None
+    return f"{row['youtube_id']}_{times[0]:06d}_{times[1]:06d}"
 
 
 class Builder(VideoBuilder):
@@ -77,10 +93,16 @@ class Builder(VideoBuilder):
     """
     pkg_dir_path = epath.Path(__file__).parent
 
-    def _split_items(self, manual_dir: epath.Path):
+    def _split_items(self, manual_dir: epath.Path, skipped: SkipLog):
         train_csv = require_file(manual_dir / _SPLITS["train"][0], "Kinetics train annotations")
         require_file(manual_dir / _SPLITS["validation"][0], "Kinetics validation annotations")
-        class_names = sorted({row["label"] for row in read_annotations(train_csv)})
+        rows = {}
+        for split, (csv_name, _) in _SPLITS.items():
+            if (manual_dir / csv_name).exists():
+                rows[split] = read_annotations(manual_dir / csv_name)
+            else:
+                logging.info("No %s: the %s split is not built", manual_dir / csv_name, split)
+        class_names = sorted({row["label"] for _, row in rows["train"] if row.get("label")})
         if len(class_names) != self.builder_config.num_classes:
             logging.warning(
                 "Kinetics-%s: %s holds %d classes",
@@ -90,21 +112,28 @@ class Builder(VideoBuilder):
             )
         label_index = {name: i for i, name in enumerate(class_names)}
         splits = {}
-        for split, (csv_name, folder) in _SPLITS.items():
-            csv_path = manual_dir / csv_name
-            if not csv_path.exists():
-                logging.info("No %s: the %s split is not built", csv_path, split)
-                continue
-            files = index_files(manual_dir / folder, _VIDEO_SUFFIXES)
+        for split, split_rows in rows.items():
+            csv_path, folder = manual_dir / _SPLITS[split][0], manual_dir / _SPLITS[split][1]
+            files = index_files(folder, _VIDEO_SUFFIXES)
             items = []
-            for row in read_annotations(csv_path):
-                key = clip_key(row)
+            for line, row in split_rows:
+                try:
+                    key = clip_key(row)
+                except ValueError as error:
+                    row_id = row.get("youtube_id") or f"{csv_path.name}:{line}"
+                    skipped.add(split, row_id, csv_path, f"line {line}: malformed row: {error}")
+                    continue
                 label = row.get("label") or ""
+                if split == "train" and not label:
+                    skipped.add(split, key, csv_path, f"line {line}: no label in a train row")
+                    continue
                 if label and label not in label_index:
-                    raise ValueError(f"{str(csv_path)!r}: label {label!r} is not in {train_csv}")
+                    reason = f"line {line}: label {label!r} is not one of the train classes"
+                    skipped.add(split, key, csv_path, reason)
+                    continue
                 path = next(
                     (files[key + s] for s in _VIDEO_SUFFIXES if key + s in files),
-                    manual_dir / folder / f"{key}.mp4",
+                    folder / f"{key}.mp4",
                 )
                 items.append(VideoItem(key, path, label_index[label] if label else -1))
             splits[split] = items

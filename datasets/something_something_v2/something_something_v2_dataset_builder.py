@@ -5,6 +5,7 @@ import json
 import tensorflow_datasets as tfds
 from etils import epath
 
+from cover_tf.builders.examples import SkipLog
 from cover_tf.builders.video_builder import (
     VideoBuilder,
     VideoBuilderConfig,
@@ -42,11 +43,17 @@ class Builder(VideoBuilder):
     """
     pkg_dir_path = epath.Path(__file__).parent
 
-    def _split_items(self, manual_dir: epath.Path):
-        labels = json.loads(require_file(manual_dir / "labels.json", "SSv2 labels").read_text())
-        index = {name: int(i) for name, i in labels.items()}
-        if sorted(index.values()) != list(range(len(index))):
-            raise ValueError(f"labels.json indices must be 0..{len(index) - 1}, got {labels}")
+    def _split_items(self, manual_dir: epath.Path, skipped: SkipLog):
+        labels_path = require_file(manual_dir / "labels.json", "SSv2 labels")
+        labels = _read_json(labels_path)
+        try:
+            index = {name: int(i) for name, i in labels.items()}
+        except (AttributeError, TypeError, ValueError):
+            index = {}
+        if not index or sorted(index.values()) != list(range(len(index))):
+            raise ValueError(
+                f"{str(labels_path)!r}: expected {{template: index}} with indices 0..N-1"
+            )
         class_names = sorted(index, key=index.get)
         video_dir = manual_dir / _SUBFOLDER if (manual_dir / _SUBFOLDER).is_dir() else manual_dir
         splits = {}
@@ -56,15 +63,35 @@ class Builder(VideoBuilder):
                 require_file(path, f"SSv2 {split} annotations")
             elif not path.exists():
                 continue
+            entries = _read_json(path)
+            if not isinstance(entries, list):
+                raise ValueError(f"{str(path)!r}: expected a list of entries")
             items = []
-            for entry in json.loads(path.read_text()):
+            for position, entry in enumerate(entries):
+                if not isinstance(entry, dict) or not entry.get("id"):
+                    where = f"entry {position}"
+                    skipped.add(split, where, path, f"{where}: no 'id' in {entry!r:.200}")
+                    continue
+                video_id = str(entry["id"])
                 label = -1
-                if "template" in entry:
+                if split != "test":
+                    if not isinstance(entry.get("template"), str):
+                        reason = f"entry {position}: no 'template' in a {split} entry"
+                        skipped.add(split, video_id, path, reason)
+                        continue
                     name = template_class(entry["template"])
                     if name not in index:
-                        raise ValueError(f"{str(path)!r}: class {name!r} is not in labels.json")
+                        reason = f"entry {position}: class {name!r} is not in labels.json"
+                        skipped.add(split, video_id, path, reason)
+                        continue
                     label = index[name]
-                video_id = str(entry["id"])
                 items.append(VideoItem(video_id, video_dir / f"{video_id}.webm", label))
             splits[split] = items
         return class_names, splits
+
+
+def _read_json(path: epath.Path):
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {error}") from None

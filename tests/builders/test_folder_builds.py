@@ -2,24 +2,17 @@
 
 import shutil
 
-import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from cover_tf.builders import registry
 from cover_tf.builders.video_builder import read_skip_report
-
-
-def _add_bad_files(folder, data: bytes, names: dict[str, str]) -> None:
-    """Writes the bad files `names` maps to a kind: zero, truncated, garbage (missing: none)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, kind in names.items():
-        if kind == "zero":
-            (folder / name).write_bytes(b"")
-        elif kind == "truncated":
-            (folder / name).write_bytes(data[: len(data) // 2])
-        elif kind == "garbage":
-            (folder / name).write_bytes(np.random.default_rng(1).bytes(3000))
+from tests.builders.conftest import (
+    KINETICS_GOOD,
+    KINETICS_SKIPPED,
+    add_bad_files,
+    check_kinetics_report,
+)
 
 
 def _prepare(name, manual_dir, data_dir, **kwargs):
@@ -34,55 +27,21 @@ def _report(builder, split):
     return read_skip_report(f"{builder.data_dir}/skipped_{split}.jsonl")
 
 
-@pytest.fixture()
-def kinetics_root(tmp_path, real_clips):
-    root = tmp_path / "kinetics"
-    rows = {"train": [], "val": [], "test": []}
-    good = [  # (split, label, youtube id, source clip, per-class folder?)
-        ("train", "abseiling", "A0000000000", "bikes", True),
-        ("train", "abseiling", "A0000000001", "carphone", True),
-        ("train", "bowling", "B0000000000", "carphone", False),
-        ("val", "bowling", "B0000000001", "bikes", False),
-        ("test", "", "C0000000000", "carphone", False),
-    ]
-    for split, label, yid, source, per_class in good:
-        folder = root / split / label if per_class else root / split
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(real_clips[source], folder / f"{yid}_000010_000020.mp4")
-        rows[split].append(f"{label},{yid},10,20,{split}")
-    bad = {
-        "Z0000000000_000010_000020.mp4": "zero",
-        "T0000000000_000010_000020.mp4": "truncated",
-        "G0000000000_000010_000020.mp4": "garbage",
-    }
-    _add_bad_files(root / "train", real_clips["bikes"].read_bytes(), bad)
-    for key in ("Z0000000000", "T0000000000", "G0000000000", "M0000000000"):  # M: missing
-        rows["train"].append(f"bowling,{key},10,20,train")
-    (root / "annotations").mkdir()
-    for split, lines in rows.items():
-        header = "label,youtube_id,time_start,time_end,split"
-        (root / "annotations" / f"{split}.csv").write_text("\n".join([header, *lines]) + "\n")
-    return root
-
-
-def test_kinetics_build_skips_and_reports_bad_videos(kinetics_root, tmp_path):
+def test_kinetics_build_skips_and_reports_bad_videos_and_rows(kinetics_root, tmp_path):
     builder = _prepare("kinetics/400", kinetics_root, tmp_path / "tfds")
-    assert builder.info.splits["train"].num_examples == 3
-    assert builder.info.splits["validation"].num_examples == 1
-    assert builder.info.splits["test"].num_examples == 1
+    for split, keys in KINETICS_GOOD.items():
+        assert builder.info.splits[split].num_examples == len(keys)
     assert builder.info.features["label"].names == ["abseiling", "bowling"]
+    check_kinetics_report({split: _report(builder, split) for split in KINETICS_SKIPPED})
     report = {entry["key"][:11]: entry for entry in _report(builder, "train")}
-    assert sorted(report) == ["G0000000000", "M0000000000", "T0000000000", "Z0000000000"]
-    assert report["Z0000000000"]["reason"] == "zero-byte file"
-    assert report["M0000000000"]["reason"] == "file not found"
     assert report["M0000000000"]["path"].endswith("train/M0000000000_000010_000020.mp4")
-    assert _report(builder, "validation") == [] and _report(builder, "test") == []
+    assert report["S0000000000"]["path"].endswith("annotations/train.csv")
 
     examples = list(
         builder.as_dataset(split="train", decoders={"video": tfds.decode.SkipDecoding()})
     )
     assert sorted(e["id"].numpy().decode() for e in examples) == sorted(
-        f"{k}_000010_000020" for k in ("A0000000000", "A0000000001", "B0000000000")
+        f"{k}_000010_000020" for k in KINETICS_GOOD["train"]
     )
     first = examples[0]
     assert first["video"].dtype.name == "string"  # JPEG per frame, decoded by the reader
@@ -108,7 +67,7 @@ def test_video_folder_build_skips_and_reports_bad_videos(tmp_path, real_clips):
         (root / split / cls).mkdir(parents=True, exist_ok=True)
         shutil.copy(real_clips[source], root / split / cls / f"{source}.mp4")
     bad = {"zero.mp4": "zero", "truncated.mp4": "truncated", "garbage.avi": "garbage"}
-    _add_bad_files(root / "train" / "phones", real_clips["bikes"].read_bytes(), bad)
+    add_bad_files(root / "train" / "phones", real_clips["bikes"].read_bytes(), bad)
     builder = _prepare("video_folder", root, tmp_path / "tfds")
     assert builder.info.config_name == "default_fps10_short24"
     assert builder.info.splits["train"].num_examples == 2
@@ -127,3 +86,31 @@ def test_video_folder_without_train_names_the_path(tmp_path):
     (tmp_path / "videos" / "test" / "a").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="videos/train"):
         _prepare("video_folder", tmp_path / "videos", tmp_path / "tfds")
+
+
+def test_video_folder_reports_stray_files_and_empty_classes(tmp_path, real_clips):
+    root = tmp_path / "videos"
+    for split, cls in [("train", "bikes"), ("validation", "bikes"), ("validation", "boats")]:
+        (root / split / cls).mkdir(parents=True, exist_ok=True)
+        shutil.copy(real_clips["bikes"], root / split / cls / "clip.mp4")
+    (root / "train" / "bikes" / "notes.txt").write_text("not a video")
+    (root / "train" / "bikes" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (root / "train" / "bikes" / "more").mkdir()
+    (root / "train" / "empty").mkdir()
+    (root / "train" / "README.md").write_text("outside the class folders")
+    builder = _prepare("video_folder", root, tmp_path / "tfds")
+    assert builder.info.features["label"].names == ["bikes"]  # "empty" is not a class
+    assert builder.info.splits["train"].num_examples == 1
+    assert builder.info.splits["validation"].num_examples == 1
+    reasons = {entry["key"]: entry["reason"] for entry in _report(builder, "train")}
+    assert reasons == {
+        "README.md": "not in a class folder (<split>/<class>/<file>)",
+        "bikes/.DS_Store": "not a video file (suffix 'none')",
+        "bikes/more": "a folder inside a class folder (not searched)",
+        "bikes/notes.txt": "not a video file (suffix '.txt')",
+        "empty/": "empty class folder (no video files): not made a class",
+    }
+    validation = _report(builder, "validation")
+    assert [(e["key"], e["reason"]) for e in validation] == [
+        ("boats/clip.mp4", "class folder 'boats' is not one of the train classes")
+    ]

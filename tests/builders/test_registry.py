@@ -37,10 +37,59 @@ def test_builder_dir_and_module_are_found_by_path():
     assert {"cover_synthetic", "kinetics", "video_folder"} <= set(registry.available_builders())
 
 
-def test_unknown_name_error_names_the_searched_path(monkeypatch, tmp_path):
-    with pytest.raises(FileNotFoundError, match="no_such_dataset_dataset_builder.py"):
-        registry.get_builder("no_such_dataset/x")
+def test_unknown_name_error_lists_the_valid_builders(monkeypatch, tmp_path):
+    with pytest.raises(registry.UnknownBuilderError) as error:
+        registry.get_builder("no_such_dataset/x", data_dir=tmp_path)
+    message = str(error.value)
+    assert "'no_such_dataset'" in message and "kinetics, moments_in_time" in message
+    assert "\n" not in message
+    assert isinstance(error.value, ValueError) and isinstance(error.value, FileNotFoundError)
+    assert list(tmp_path.iterdir()) == []  # Nothing written.
     monkeypatch.setenv(registry.DATASETS_DIR_ENV, str(tmp_path))
     assert registry.datasets_dir() == tmp_path.resolve()
-    with pytest.raises(FileNotFoundError, match=str(tmp_path.resolve())):
+    with pytest.raises(registry.UnknownBuilderError, match=str(tmp_path.resolve())):
         registry.builder_dir("kinetics")
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        (
+            "kinetics/500",
+            "Unknown config '500' of dataset builder 'kinetics': valid configs: 400, 600, 700.",
+        ),
+        (
+            "kinetics/400:9.9.9",
+            "Unknown version '9.9.9' of dataset builder 'kinetics': valid versions: 1.0.0.",
+        ),
+        (
+            "imagenet2012/foo",
+            "Unknown config 'foo' of dataset builder 'imagenet2012': it has no configs.",
+        ),
+    ],
+)
+def test_unknown_config_or_version_is_one_sentence_before_any_builder(name, expected, tmp_path):
+    with pytest.raises(registry.UnknownBuilderError) as error:
+        registry.check_builder(name)
+    assert str(error.value) == expected
+    with pytest.raises(registry.UnknownBuilderError):
+        registry.get_builder(name, data_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_builder_returns_the_class_of_valid_names():
+    assert registry.check_builder("kinetics/700").name == "kinetics"
+    assert registry.check_builder("cover_synthetic/motion:1.0.0").name == "cover_synthetic"
+    assert registry.check_builder("imagenet2012").name == "imagenet2012"
+
+
+def test_build_cli_unknown_config_is_one_line_and_exit_code_2(capsys, tmp_path):
+    from cover_tf.builders import build
+
+    with pytest.raises(SystemExit) as exit_info:
+        build.main(["kinetics/500", "--data_dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: Unknown config '500' of dataset builder 'kinetics': valid configs: 400, 600, 700.\n"
+    )
+    assert list(tmp_path.iterdir()) == []
