@@ -2,18 +2,16 @@
 
 `export_model` builds one `keras.export.ExportArchive` holding every signature that
 `cover_tf.serving.signatures.serving_signatures` lists (per head `<head>` and `<head>_jpeg`,
-`serving_default` for every head, `embedding` and `embedding_jpeg`), writes it to
-`<out>/<version>/` (written beside it under a name TF Serving ignores, checked, then renamed into
-place, so a server polling `<out>` never sees a half-written or failing version)
-and returns a JSON-able summary.
+`serving_default` for every head, `embedding` and `embedding_jpeg`), writes it beside the
+version folder under a name TF Serving ignores (`<out>/.staging-<N>-<pid>`), reloads and checks
+it, then publishes it as `<out>/<N>/` (`cover_tf.serving.versions`: a rename on a local disk, a
+copy with a completion marker on object stores), so a server polling `<out>` never loads a
+failing version. Every path goes through tf.io.gfile (local, `gs://`, `ram://`).
 """
 
 import dataclasses
 import json
 import os
-import pathlib
-import shutil
-import tempfile
 import time
 
 import keras
@@ -21,23 +19,18 @@ import numpy as np
 import tensorflow as tf
 
 from cover_tf.serving import signatures
+from cover_tf.serving.versions import (
+    METADATA_FILE,
+    existing_versions,
+    join,
+    next_version,
+    publish,
+    remove_tree,
+    size_bytes,
+)
 
-METADATA_FILE = pathlib.Path("assets.extra") / "cover_tf_export.json"
+__all__ = ["METADATA_FILE", "existing_versions", "export_model", "next_version", "self_check"]
 SELF_CHECK_TOLERANCE = 1e-4
-
-
-def existing_versions(base) -> list[int]:
-    """The numeric version folders under an export base, sorted (TF Serving's layout)."""
-    base = pathlib.Path(base)
-    if not base.is_dir():
-        return []
-    return sorted(int(child.name) for child in base.iterdir() if child.name.isdigit())
-
-
-def next_version(base) -> int:
-    """1 + the highest existing version under `base` (1 for a new base)."""
-    versions = existing_versions(base)
-    return versions[-1] + 1 if versions else 1
 
 
 def _track_variables_once(archive) -> None:
@@ -79,6 +72,11 @@ def _check_inputs(model, limits, seed: int) -> np.ndarray:
     scale = min(1.0, (limits.max_pixels / (height * width)) ** 0.5)
     height, width = max(1, int(height * scale)), max(1, int(width * scale))
     batch = min(2, limits.max_batch)
+    if batch * frames * height * width * 3 > limits.max_request_bytes:  # a tiny byte budget
+        batch = 1
+        frames = max(1, min(frames, limits.max_request_bytes // (height * width * 3)))
+        scale = min(1.0, (limits.max_request_bytes / (frames * height * width * 3)) ** 0.5)
+        height, width = max(1, int(height * scale)), max(1, int(width * scale))
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (batch, frames, height, width, 3), dtype=np.uint8)
 
@@ -194,43 +192,46 @@ def export_model(
     embedding_head = embedding_head or next(iter(specs))
     if embedding_head not in specs:
         raise ValueError(f"embedding head {embedding_head!r} is not one of the heads {list(specs)}")
-    out = pathlib.Path(out)
+    out = str(out).rstrip("/")
     version = next_version(out) if version is None else int(version)
-    if version < 1 or (out / str(version)).exists():
-        raise ValueError(f"version {version} is taken or not positive under {str(out)!r}")
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".staging-{version}-{os.getpid()}"
+    target = join(out, str(version))
+    if version < 1 or tf.io.gfile.exists(target):
+        raise ValueError(f"version {version} is taken or not positive under {out!r}")
+    tf.io.gfile.makedirs(out)
+    staging = join(out, f".staging-{version}-{os.getpid()}")
     start = time.perf_counter()
     try:
-        with tempfile.TemporaryDirectory() as asset_dir:
-            tables = {}
-            for head, spec in specs.items():
-                asset = pathlib.Path(asset_dir) / f"{head}.classes.txt"
-                asset.write_text("\n".join(spec.class_names) + "\n")
-                tables[head] = signatures.class_name_table(str(asset))
-            listed = signatures.serving_signatures(
-                model, specs, tables, limits, top_k, embedding_head
+        tables = {}
+        for head, spec in specs.items():
+            # Beside the SavedModel, which copies them into its assets/ folder.
+            asset = join(staging + "-assets", f"{head}.classes.txt")
+            tf.io.gfile.makedirs(staging + "-assets")
+            with tf.io.gfile.GFile(asset, "w") as file:
+                file.write("\n".join(spec.class_names) + "\n")
+            tables[head] = signatures.class_name_table(asset)
+        listed = signatures.serving_signatures(model, specs, tables, limits, top_k, embedding_head)
+        build_archive(model, listed, tables).write_out(staging, verbose=False)
+        tf.io.gfile.makedirs(join(staging, os.path.dirname(METADATA_FILE)))
+        with tf.io.gfile.GFile(join(staging, METADATA_FILE), "w") as file:
+            file.write(
+                json.dumps(
+                    _metadata(model, specs, limits, top_k, version, embedding_head), indent=2
+                )
             )
-            archive = build_archive(model, listed, tables)
-            archive.write_out(str(staging), verbose=False)
-        metadata = staging / METADATA_FILE
-        metadata.parent.mkdir(exist_ok=True)
-        metadata.write_text(
-            json.dumps(_metadata(model, specs, limits, top_k, version, embedding_head), indent=2)
-        )
         export_seconds = time.perf_counter() - start
-        loaded = tf.saved_model.load(str(staging))
+        loaded = tf.saved_model.load(staging)
         diffs = self_check(loaded, model, listed, limits) if check else {}
         described = describe_signatures(loaded)
         del loaded
         names = sorted(signature.name for signature in listed)
         if sorted(described) != names:
             raise AssertionError(f"exported signatures {sorted(described)}, expected {names}")
-        os.replace(staging, out / str(version))
+        publish(staging, target)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    path = out / str(version)
-    size = sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+        for leftover in (staging, staging + "-assets"):
+            if tf.io.gfile.exists(leftover):
+                remove_tree(leftover)
+    path, size = target, size_bytes(target)
     return {
         "path": str(path),
         "version": version,

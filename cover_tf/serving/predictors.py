@@ -9,7 +9,6 @@ head's eval views, L2-normalised (float32 [D], or [B, D] for a batch [B, T, H, W
 """
 
 import json
-import pathlib
 
 import numpy as np
 import tensorflow as tf
@@ -17,19 +16,8 @@ import tensorflow as tf
 from cover_tf.data.preprocessing import eval_preprocess
 from cover_tf.models import multiview
 from cover_tf.serving import client, signatures
-from cover_tf.serving.exporter import METADATA_FILE, existing_versions
-from cover_tf.serving.heads import load_source
-
-
-def resolve_export(path) -> pathlib.Path:
-    """A SavedModel folder: `path` itself, or the highest version under an export base."""
-    path = pathlib.Path(path)
-    if (path / "saved_model.pb").is_file():
-        return path
-    versions = existing_versions(path)
-    if not versions:
-        raise FileNotFoundError(f"{str(path)!r} is neither a SavedModel nor an export base")
-    return path / str(versions[-1])
+from cover_tf.serving.heads import SourceError, load_source, read_text
+from cover_tf.serving.versions import METADATA_FILE, join, resolve_export
 
 
 def _video_batch(frames: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -49,14 +37,21 @@ class SavedModelPredictor:
     `embedding` for `embed`.
 
     Args:
-      path: a SavedModel version folder or an export base (its highest version is used).
+      path: a SavedModel version folder or an export base (its highest complete version is
+        used), on any tf.io.gfile filesystem.
     """
 
     def __init__(self, path):
         self.path = resolve_export(path)
-        self.model = tf.saved_model.load(str(self.path))
-        metadata = self.path / METADATA_FILE
-        self.metadata = json.loads(metadata.read_text()) if metadata.is_file() else {}
+        try:
+            self.model = tf.saved_model.load(self.path)
+        except (OSError, ValueError, tf.errors.OpError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+            raise SourceError(f"the export {self.path!r} cannot be loaded: {reason}") from error
+        metadata = join(self.path, METADATA_FILE)
+        self.metadata = (
+            json.loads(read_text(metadata, "metadata")) if tf.io.gfile.exists(metadata) else {}
+        )
         names = set(self.model.signatures)
         not_heads = {signatures.DEFAULT_SIGNATURE, signatures.EMBEDDING_SIGNATURE}
         self.head_names = tuple(
@@ -147,12 +142,18 @@ class KerasPredictor:
 
 
 def make_predictor(model_path, datasets=None):
-    """KerasPredictor for a `.keras` file, SavedModelPredictor for an export folder."""
-    if str(model_path).endswith(".keras"):
+    """KerasPredictor for a `.keras` file, SavedModelPredictor for an export folder.
+
+    Raises SourceError (one sentence naming the path) for anything else or an unreadable model.
+    """
+    model_path = str(model_path)
+    if model_path.endswith(".keras"):
         return KerasPredictor(model_path, datasets)
-    elif pathlib.Path(model_path).is_dir():
+    elif tf.io.gfile.isdir(model_path):
         if datasets is not None:
-            raise ValueError("--datasets goes with a .keras model (an export holds its own)")
+            raise SourceError("--datasets goes with a .keras model (an export holds its own)")
         return SavedModelPredictor(model_path)
+    elif tf.io.gfile.exists(model_path):
+        raise SourceError(f"--model {model_path!r} is neither an export folder nor a .keras file")
     else:
-        raise ValueError(f"--model must be an export folder or a .keras file, got {model_path!r}")
+        raise SourceError(f"--model {model_path!r} does not exist")
