@@ -90,8 +90,10 @@ def remove_tree(root) -> None:
     root = str(root).rstrip("/")
     for name in files_under(root):
         tf.io.gfile.remove(join(root, name))
-    if tf.io.gfile.exists(root):
-        tf.io.gfile.rmtree(root)
+    try:
+        tf.io.gfile.rmtree(root)  # the folders left (object stores: often none to delete)
+    except tf.errors.NotFoundError:
+        pass
 
 
 def size_bytes(root) -> int:
