@@ -36,6 +36,7 @@ def broken(tmp_path_factory, workdir):
     return folder
 
 
+@pytest.mark.slow  # one TF process per case (~10 s each on a quiet machine)
 def test_predict_and_export_errors_are_one_line_exit_2(broken, real_clip):
     video = str(real_clip[0])
     cases = {

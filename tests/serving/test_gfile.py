@@ -49,6 +49,7 @@ def local_files(*folders) -> list[str]:
     )
 
 
+@pytest.mark.slow  # a fresh TF process exporting twice (~40 s on a quiet machine)
 def test_export_and_predict_on_ram_write_nothing_locally(tmp_path, real_clip):
     scratch = {name: tmp_path / name for name in ("tmp", "home", "cwd")}
     for folder in scratch.values():
