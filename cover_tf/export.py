@@ -3,20 +3,27 @@
     python -m cover_tf.export --workdir WORKDIR --out EXPORT_BASE/NAME [--version N]
     python -m cover_tf.export --checkpoint FILE.keras [--datasets datasets.json] --out BASE/NAME
         [--top-k 5] [--max-frames 256] [--max-pixels 2073600] [--max-batch 8] [--no-self-check]
+        [--memory-budget-gib 8 | --max-request-bytes N] [--embedding-head NAME] [--verbose]
 
 Writes `BASE/NAME/<version>/` (TF Serving's layout; the version defaults to 1 + the highest
 existing) with signatures `<head>` (uint8 frames [B, T, H, W, 3]), `<head>_jpeg` (JPEG frames
-[B, T]) and `serving_default` (uint8 frames, every head), reloads it, compares it with the Keras
-model and prints a JSON summary (path, version, signatures, self-check differences, size).
+[B, T]), `serving_default` (uint8 frames, every head) and `embedding` / `embedding_jpeg` (the
+L2-normalised backbone feature averaged over the eval views of --embedding-head, default the
+first head in name order), reloads it, compares it with the Keras model and prints a JSON summary
+(path, version, signatures, limits, self-check differences, size). The largest request's bytes
+come from --memory-budget-gib (the serving process's memory, default 8 GiB) unless
+--max-request-bytes gives them. Paths may be local or any tf.io.gfile URL (`gs://`, `ram://`).
+A missing or damaged input ends with one line on stderr and exit status 2 (--verbose: the
+traceback too).
 """
 
 import argparse
+import dataclasses
 import json
 import sys
 
-from cover_tf.serving.exporter import export_model
-from cover_tf.serving.heads import load_source
-from cover_tf.serving.signatures import ServingLimits
+from cover_tf.serving.heads import SourceError, load_source
+from cover_tf.serving.limits import GIB, ServingLimits, limits_for_budget
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,21 +41,49 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-frames", type=int, default=defaults.max_frames)
     parser.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
     parser.add_argument("--max-batch", type=int, default=defaults.max_batch)
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--memory-budget-gib",
+        type=float,
+        default=defaults.memory_budget_bytes / GIB,
+        help="memory of the serving process; the largest request's bytes derive from it",
+    )
+    budget.add_argument(
+        "--max-request-bytes", type=int, help="bytes of one request's frames, given directly"
+    )
+    parser.add_argument(
+        "--embedding-head",
+        help="head whose eval views the embedding signatures use (default: first head by name)",
+    )
     parser.add_argument(
         "--no-self-check", action="store_true", help="skip the reload-and-compare check"
     )
+    parser.add_argument("--verbose", action="store_true", help="tracebacks on errors")
     args = parser.parse_args(argv)
     if args.datasets and not args.checkpoint:
         parser.error("--datasets goes with --checkpoint (a workdir has its own datasets.json)")
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def export(args) -> dict:
+    from cover_tf.serving.exporter import export_model  # TF and Keras load only after parsing
+
     model, specs = load_source(
         workdir=args.workdir, checkpoint=args.checkpoint, datasets=args.datasets
     )
-    limits = ServingLimits(args.max_frames, args.max_pixels, args.max_batch)
+    if args.max_request_bytes is not None:
+        limits = ServingLimits(
+            args.max_frames, args.max_pixels, args.max_batch, args.max_request_bytes, None
+        )
+    else:
+        limits = limits_for_budget(
+            int(args.memory_budget_gib * GIB),
+            model,
+            specs,
+            args.max_frames,
+            args.max_pixels,
+            args.max_batch,
+        )
     summary = export_model(
         model,
         specs,
@@ -57,7 +92,20 @@ def main(argv=None) -> int:
         top_k=args.top_k,
         limits=limits,
         check=not args.no_self_check,
+        embedding_head=args.embedding_head,
     )
+    return {**summary, "limits": dataclasses.asdict(limits)}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = export(args)
+    except (SourceError, ValueError) as error:
+        if args.verbose:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(summary, indent=2))
     return 0
 

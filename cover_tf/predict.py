@@ -1,13 +1,19 @@
 """Classify video files with an export or a `.keras` model, sampling views like evaluation.
 
     python -m cover_tf.predict VIDEO [VIDEO ...] --model EXPORT_DIR|FILE.keras [--head NAME]
-        [--top 5] [--json] [--datasets datasets.json] [--short-side N] [--fps F]
+        [--top 5] [--json] [--datasets datasets.json] [--short-side N] [--fps F] [--verbose]
 
 Videos are decoded with PyAV (any container it reads: mp4/H.264, webm/VP9, avi, ...). Every head
 answers when --head is omitted. With an export folder (a version folder or the export base, whose
 highest version is used) the SavedModel's signatures run the eval preprocessing; with a `.keras`
 file the model runs on `eval_preprocess`'s views directly. A missing or undecodable file gets an
 error line and the exit status is 1 at the end; the other files still get their answers.
+A model that cannot be used (missing path, truncated or non-zip `.keras`, missing or broken
+datasets.json, a folder that is no export) ends with one line on stderr and exit status 2
+(--verbose: the traceback too). The model path may be any tf.io.gfile URL (`gs://`, `ram://`).
+
+`classify_file` is the one function that turns a video file into its answer (decode, views,
+model); the CLI only parses arguments and prints.
 """
 
 import argparse
@@ -18,6 +24,7 @@ import time
 import tensorflow as tf
 
 from cover_tf.builders.video_decode import VideoDecodeError, decode_video
+from cover_tf.serving.heads import SourceError
 from cover_tf.serving.predictors import make_predictor
 
 
@@ -31,6 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--short-side", type=int, help="resize frames when decoding (pixels)")
     parser.add_argument("--fps", type=float, help="subsample frames to this rate when decoding")
+    parser.add_argument("--verbose", action="store_true", help="tracebacks on model errors")
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error(f"--top must be >= 1, got {args.top}")
@@ -67,9 +75,18 @@ def format_answer(answer: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    predictor = make_predictor(args.model, args.datasets)
+    try:
+        predictor = make_predictor(args.model, args.datasets)
+    except SourceError as error:
+        if args.verbose:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.head is not None and args.head not in predictor.head_names:
-        print(f"unknown head {args.head!r}; the model has {list(predictor.head_names)}")
+        print(
+            f"error: unknown head {args.head!r}; the model has {list(predictor.head_names)}",
+            file=sys.stderr,
+        )
         return 2
     failures = 0
     for path in args.videos:

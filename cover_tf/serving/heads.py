@@ -1,16 +1,20 @@
 """What export and predict need to know about each head: class names and eval preprocessing.
 
-A training workdir holds `model.keras` (a `CoVeRModel`) and `datasets.json`:
+A training workdir (`cover_tf.workdir.Workdir`) holds `model.keras` (a `CoVeRModel`) and
+`datasets.json`:
 `{"<head>": {"class_names": [...], "eval": {<DatasetConfig fields>}}, ...}`. A bare checkpoint
 may come without `datasets.json`; every head then gets `default_eval_config` and class names
 `class_<i>`.
 """
 
 import dataclasses
+import io
 import json
-import pathlib
+import zipfile
 
 import keras
+import tensorflow as tf
+from keras.src.saving import saving_lib
 
 from cover_tf import workdir as workdir_layout
 from cover_tf.data.dataset_config import DatasetConfig, RandAugmentConfig
@@ -122,18 +126,63 @@ def head_specs(model, datasets: dict | None = None) -> dict[str, HeadSpec]:
     return specs
 
 
+class SourceError(ValueError):
+    """A model, workdir, datasets.json or export the user named cannot be used (one sentence)."""
+
+
+def read_text(path, what: str) -> str:
+    """A text file's content through tf.io.gfile (local, `gs://`, `ram://`, ...)."""
+    path = str(path)
+    if not tf.io.gfile.exists(path):
+        raise SourceError(f"{what} {path!r} does not exist")
+    if tf.io.gfile.isdir(path):
+        raise SourceError(f"{what} {path!r} is a directory, not a file")
+    with tf.io.gfile.GFile(path, "r") as file:
+        return file.read()
+
+
 def load_model(path) -> keras.Model:
-    """Loads a cover_tf `.keras` file (registers cover_tf's classes first)."""
+    """Loads a cover_tf `.keras` file from any tf.io.gfile path, without a local copy.
+
+    Keras' safe mode stays on (no code-carrying files). Raises SourceError naming the path when
+    it is missing, a folder, not a zip archive (e.g. truncated) or not a cover_tf model.
+    """
     import cover_tf  # noqa: F401  (registers the serialisable classes)
 
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {str(path)!r}")
-    return keras.saving.load_model(path, compile=False)
+    path = str(path)
+    if not path.endswith(".keras"):
+        raise SourceError(f"the model {path!r} must be a .keras file")
+    if not tf.io.gfile.exists(path):
+        raise SourceError(f"the model file {path!r} does not exist")
+    if tf.io.gfile.isdir(path):
+        raise SourceError(f"the model {path!r} is a directory, not a .keras file")
+    with tf.io.gfile.GFile(path, "rb") as file:
+        data = io.BytesIO(file.read())
+    if not zipfile.is_zipfile(data):
+        raise SourceError(
+            f"the model file {path!r} is not a .keras archive (a zip file): it is truncated or "
+            f"another format ({data.getbuffer().nbytes} bytes)"
+        )
+    try:
+        # keras.saving.load_model copies a remote file to local disk first; the file object
+        # path of the same loader reads it from memory.
+        model = saving_lib.load_model(data, compile=False, safe_mode=True)
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError) as error:
+        raise SourceError(
+            f"the model file {path!r} is damaged ({type(error).__name__}: {error})"
+        ) from error
+    if not hasattr(model, "head_names") or not hasattr(model, "backbone"):
+        raise SourceError(
+            f"the model file {path!r} holds a {type(model).__name__}, not a CoVeR model"
+        )
+    return model
 
 
 def load_source(workdir=None, checkpoint=None, datasets=None):
     """(model, {head: HeadSpec}) from a training workdir, or a checkpoint (+ datasets.json).
+
+    Paths go through tf.io.gfile (local, `gs://`, `ram://`). Raises SourceError naming the path
+    when a file is missing or unreadable.
 
     Args:
       workdir: a training workdir holding model.keras and datasets.json.
@@ -145,30 +194,40 @@ def load_source(workdir=None, checkpoint=None, datasets=None):
     if workdir is not None:
         if datasets is not None:
             raise ValueError("datasets is read from the workdir; give it only with checkpoint")
-        workdir = pathlib.Path(workdir)
-        checkpoint = workdir / MODEL_FILE
-        datasets = workdir / DATASETS_FILE
-        if not datasets.is_file():
-            raise FileNotFoundError(f"workdir {str(workdir)!r} has no {DATASETS_FILE}")
+        layout = workdir_layout.Workdir(workdir)
+        if not tf.io.gfile.isdir(layout.root):
+            raise SourceError(f"the workdir {layout.root!r} does not exist or is not a folder")
+        checkpoint, datasets = layout.model, layout.datasets
+        if not tf.io.gfile.exists(datasets):
+            raise SourceError(
+                f"the workdir {layout.root!r} has no {DATASETS_FILE} (written by training); "
+                "export a bare model with --checkpoint"
+            )
     model = load_model(checkpoint)
     parsed = None
     if datasets is not None:
-        parsed = json.loads(pathlib.Path(datasets).read_text())
-    return model, head_specs(model, parsed)
+        try:
+            parsed = json.loads(read_text(datasets, "datasets.json"))
+        except json.JSONDecodeError as error:
+            raise SourceError(f"{str(datasets)!r} is not valid JSON: {error}") from error
+    try:
+        return model, head_specs(model, parsed)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise SourceError(f"{str(datasets)!r}: {error}") from error
 
 
 def write_workdir(workdir, model, class_names: dict, eval_configs: dict | None = None) -> None:
     """Writes a workdir in training's layout: model.keras + datasets.json (tests, tools).
 
     Args:
-      workdir: folder to create.
+      workdir: folder to create (any tf.io.gfile path).
       model: a CoVeRModel.
       class_names: {head: [class names]}.
       eval_configs: {head: DatasetConfig}; heads left out get `default_eval_config`.
     """
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    model.save(workdir / MODEL_FILE)
+    layout = workdir_layout.Workdir(workdir)
+    tf.io.gfile.makedirs(layout.root)
+    model.save(layout.model)  # Keras writes a remote path from memory, no local copy
     eval_configs = eval_configs or {}
     datasets = {}
     for head in model.head_names:
@@ -177,4 +236,5 @@ def write_workdir(workdir, model, class_names: dict, eval_configs: dict | None =
             "class_names": list(class_names[head]),
             "eval": dataclasses.asdict(config),
         }
-    (workdir / DATASETS_FILE).write_text(json.dumps(datasets, indent=2))
+    with tf.io.gfile.GFile(layout.datasets, "w") as file:
+        file.write(json.dumps(datasets, indent=2))

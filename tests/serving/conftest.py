@@ -19,7 +19,13 @@ from cover_tf.serving.signatures import ServingLimits
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HEADS = {"motion": 5, "images": 7}
 # Small limits, so that the malformed-request tests stay cheap; the real clip fits them.
-LIMITS = ServingLimits(max_frames=32, max_pixels=100 * 100, max_batch=4)
+LIMITS = ServingLimits(
+    max_frames=32,
+    max_pixels=100 * 100,
+    max_batch=4,
+    max_request_bytes=1_000_000,
+    memory_budget_bytes=None,
+)
 TOP_K = 3
 
 
