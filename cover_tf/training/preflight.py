@@ -6,6 +6,7 @@ both before it touches the workdir.
 """
 
 import os
+import re
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -20,8 +21,10 @@ class WorkdirError(RuntimeError):
 
 
 def _first_line(error) -> str:
+    """TFDS's message without its "Failed to construct dataset ..." prefix and suggestions."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text.split(": ", 1)[1] if text.startswith("Failed to construct dataset") else text
+    text = re.sub(r'^Failed to construct dataset .*?builder_kwargs ".*?": ', "", text)
+    return text.split(" Here are ")[0].rstrip(".:")
 
 
 def _configs_of(name: str) -> list:
