@@ -55,7 +55,10 @@ def _create_exclusive(path: str, text: str) -> bool:
         with os.fdopen(handle, "w") as file:
             file.write(text)
         return True
-    claim = f"{path}.{uuid.uuid4().hex}.claim"
+    # Not "<path>.<suffix>": TF's ram:// filesystem takes a file named with `path` as prefix
+    # for `path` itself.
+    folder, _, name = path.rpartition("/")
+    claim = f"{folder}/.{name}.claim-{uuid.uuid4().hex}"
     with tf.io.gfile.GFile(claim, "w") as file:
         file.write(text)
     try:
