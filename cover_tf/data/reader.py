@@ -103,8 +103,9 @@ def resolve(cfg: DatasetConfig, builder=None) -> tuple[tfds.core.DatasetBuilder,
     Raises:
       ValueError: when an explicit num_classes / is_image contradicts the stored data.
     """
-    if builder is None and isinstance(cfg, ResolvedDatasetConfig) and cfg.tfds_builder is not None:
-        return cfg.tfds_builder, cfg
+    if isinstance(cfg, ResolvedDatasetConfig) and cfg.tfds_builder is not None:
+        if builder is None or builder is cfg.tfds_builder:
+            return cfg.tfds_builder, cfg
     builder = get_builder(builder if builder is not None else cfg.builder, data_dir=cfg.data_dir)
     info = source_info(builder)
     if cfg.num_classes is not None and cfg.num_classes != info.num_classes:
