@@ -167,6 +167,7 @@ class AtomicBackup(keras.callbacks.Callback):
         done = epoch + 1
         tf.io.gfile.makedirs(self.backup_dir)
         path = workdir_layout.join(self.backup_dir, weights_name(done))
+        storage.clear_for_writing(path)  # a redone epoch (after a fallback) writes it again
         self.model.save_weights(path)
         size, sha256 = storage.size_and_sha256(path)
         entry = {"epoch": done, "weights": weights_name(done), "size": size, "sha256": sha256}

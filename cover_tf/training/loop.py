@@ -17,6 +17,7 @@ from cover_tf.data import mixing, reader
 from cover_tf.training import backup, config_change, preflight, storage
 from cover_tf.training.compile import compile_model
 from cover_tf.training.evaluation import evaluate_datasets
+from cover_tf.training.history import HistoryCSV, ModelCheckpoint
 from cover_tf.training.lock import WorkdirLock
 from cover_tf.training.model_factory import build_model
 from cover_tf.training.strategy import select_strategy, worker_subdir
@@ -150,9 +151,9 @@ def _train(config, files, strategy, builders, verbose):
     callbacks = [
         backup.AtomicBackup(files.backup),
         StepTimer(),
-        keras.callbacks.CSVLogger(files.history, append=True),
+        HistoryCSV(files.history),
         keras.callbacks.TensorBoard(files.logs, update_freq="epoch"),
-        keras.callbacks.ModelCheckpoint(files.checkpoint),
+        ModelCheckpoint(files.checkpoint),
     ]
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
@@ -166,7 +167,7 @@ def _train(config, files, strategy, builders, verbose):
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - start
-    model.save(files.model)
+    storage.save_model(model, files.model)
 
     metrics = evaluate_datasets(
         model, datasets, batch_size=config.eval.batch_size, max_examples=config.eval.max_examples

@@ -32,8 +32,23 @@ def write_text(path: str, text: str) -> None:
             os.fsync(file.fileno())
         os.replace(partial, path)
     else:
+        clear_for_writing(path)
         with tf.io.gfile.GFile(path, "w") as file:
             file.write(text)
+
+
+def clear_for_writing(path: str) -> None:
+    """Removes `path` on TF's `ram://` filesystem, whose writes append to an existing file
+    instead of replacing it (TF 2.20); elsewhere a write replaces the file and this does nothing.
+    """
+    if str(path).startswith("ram://") and tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
+
+
+def save_model(model, path: str) -> None:
+    """`model.save(path)` (Keras writes URLs through `tf.io.gfile` itself)."""
+    clear_for_writing(path)
+    model.save(path)
 
 
 def size_and_sha256(path: str) -> tuple[int, str]:
