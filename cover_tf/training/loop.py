@@ -148,12 +148,13 @@ def _train(config, files, strategy, builders, verbose):
         steps_per_epoch=train.steps_per_epoch,
         first_epoch=done_epochs,
     )
+    # The backup last: an epoch it records has its history row and checkpoint already.
     callbacks = [
-        backup.AtomicBackup(files.backup),
         StepTimer(),
         HistoryCSV(files.history),
         keras.callbacks.TensorBoard(files.logs, update_freq="epoch"),
         ModelCheckpoint(files.checkpoint),
+        backup.AtomicBackup(files.backup),
     ]
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
