@@ -12,8 +12,9 @@ from cover_tf.data import mixup_cutmix, preprocessing, reader
 from cover_tf.data.dataset_config import DatasetConfig
 
 
-def example_seeds(seed: int) -> tf.data.Dataset:
-    """An infinite stream of int64 [2] stateless seeds, deterministic given `seed`."""
+def example_seeds(seed) -> tf.data.Dataset:
+    """An infinite stream of int64 [2] stateless seeds, deterministic given `seed` (an int or an
+    int64 scalar tensor)."""
     return tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
 
 
@@ -21,7 +22,7 @@ def train_stream(
     cfg: DatasetConfig,
     mean,
     std,
-    seed: int,
+    seed,
     dataset_index: int = 0,
     shuffle_buffer: int = 64,
     num_parallel_calls: int = tf.data.AUTOTUNE,
@@ -35,14 +36,18 @@ def train_stream(
     `cfg.mix_batch_size` (same dataset only), mixed and unbatched again.
 
     Args:
-      cfg: the dataset's config; num_classes / is_image are resolved from the builder if None.
+      cfg: the dataset's config (a `reader.ResolvedDatasetConfig` is used as it is; another is
+        resolved against its builder).
       mean, std: per-channel normalization in [0, 1] scale (from the model config).
-      seed: seed of the file order, shuffle and every random transform.
+      seed: seed of the file order, shuffle and every random transform: an int, or an int64
+        scalar tensor (the per-epoch streams of `mixing.train_dataset`).
       dataset_index: the dataset's position in the mixture, carried by every element.
       builder: a builder instance or name overriding cfg.builder.
     """
     builder, cfg = reader.resolve(cfg, builder)
-    examples = reader.read_split(builder, cfg.train_split, shuffle_files=True, seed=seed)
+    examples = reader.read_split(
+        builder, cfg.train_split, shuffle_files=True, seed=seed, info=cfg.source
+    )
     examples = examples.shuffle(shuffle_buffer, seed=seed).repeat()
     clips = tf.data.Dataset.zip(examples, example_seeds(seed)).map(
         lambda example, example_seed: preprocessing.train_preprocess(
@@ -86,12 +91,12 @@ def eval_dataset(
     (V = eval_clips x eval_crops); the last batch may be smaller.
 
     Args:
-      cfg: the dataset's config.
+      cfg: the dataset's config (resolved, or resolved here).
       split: defaults to cfg.eval_split.
       builder: a builder instance or name overriding cfg.builder.
     """
     builder, cfg = reader.resolve(cfg, builder)
-    examples = reader.read_split(builder, split or cfg.eval_split)
+    examples = reader.read_split(builder, split or cfg.eval_split, info=cfg.source)
     views = examples.map(
         lambda example: (
             preprocessing.eval_preprocess(example["frames"], cfg, mean, std),

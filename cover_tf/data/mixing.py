@@ -30,6 +30,11 @@ from absl import logging
 from cover_tf.data import input_pipeline, reader
 from cover_tf.data.dataset_config import DatasetConfig, MixingConfig
 
+# Epoch e's streams are seeded seed + EPOCH_SEED_STRIDE * (e + 1) (+ 1000 x dataset index,
+# + 7919 x group index within the epoch): a stride no dataset or group offset reaches.
+EPOCH_SEED_STRIDE = 1_000_003
+MAX_EPOCHS = 1 << 40
+
 
 def dataset_weights(sizes: dict, alpha: float, overrides: dict | None = None) -> dict:
     """Normalised mixing weights {name: w}, w proportional to size**alpha or the explicit override.
@@ -151,16 +156,36 @@ def mix_streams(
     )
 
 
+def epoch_seed(seed, epoch):
+    """The seed of epoch `epoch`'s stream (int64 tensor): its own per epoch, the same every run."""
+    return tf.cast(seed, tf.int64) + EPOCH_SEED_STRIDE * (tf.cast(epoch, tf.int64) + 1)
+
+
 def train_dataset(
-    configs: list, mixing: MixingConfig, mean, std, builders: dict | None = None
+    configs: list,
+    mixing: MixingConfig,
+    mean,
+    std,
+    builders: dict | None = None,
+    steps_per_epoch: int | None = None,
+    first_epoch: int = 0,
 ) -> tf.data.Dataset:
     """The mixed, repeated, prefetched training dataset for Keras `fit`.
 
+    With `steps_per_epoch`, epoch e's batches come from streams seeded by `epoch_seed(seed, e)`
+    (every dataset's file order, shuffle and transforms start afresh from that seed), so the
+    dataset from `first_epoch` on is built directly: resuming at a late epoch costs what
+    starting does, and gives the batches an uninterrupted run gives from that epoch. Without
+    it, one stream seeded by `mixing.seed` runs on for ever.
+
     Args:
-      configs: [DatasetConfig], in head order (their names are the heads).
+      configs: [DatasetConfig], in head order (their names are the heads); resolved configs
+        (`prepare_datasets`) are used as they are, others are resolved against their builders.
       mixing: weights exponent, group batch sizes, shuffle buffers, seed, determinism.
       mean, std: per-channel normalization in [0, 1] scale (from the model config).
       builders: {name: builder instance or name} overriding the configs' builders.
+      steps_per_epoch: batches per epoch of the per-epoch streams (None: one stream).
+      first_epoch: the epoch the dataset starts at (a resumed run's completed epochs).
     Returns:
       infinite Dataset of (frames [B, T, H, W, 3], {name: [B, K_name]}, {name: [B]}).
     """
@@ -183,22 +208,38 @@ def train_dataset(
         key: mixing.image_batch_size if key[0] == "image" else mixing.video_batch_size
         for key in groups
     }
-    streams = {}
-    for index, (builder, cfg) in enumerate(resolved):
-        streams[cfg.name] = input_pipeline.train_stream(
-            cfg,
-            mean,
-            std,
-            seed=mixing.seed + 1000 * index,
-            dataset_index=index,
-            shuffle_buffer=mixing.image_shuffle_buffer
-            if cfg.is_image
-            else mixing.video_shuffle_buffer,
-            num_parallel_calls=mixing.num_parallel_calls,
-            builder=builder,
-        )
     num_classes = {cfg.name: cfg.num_classes for _, cfg in resolved}
-    dataset = mix_streams(streams, weights, groups, batch_sizes, num_classes, mixing.seed)
+
+    def mixed(seed):
+        streams = {}
+        for index, (builder, cfg) in enumerate(resolved):
+            streams[cfg.name] = input_pipeline.train_stream(
+                cfg,
+                mean,
+                std,
+                seed=seed + 1000 * index,
+                dataset_index=index,
+                shuffle_buffer=mixing.image_shuffle_buffer
+                if cfg.is_image
+                else mixing.video_shuffle_buffer,
+                num_parallel_calls=mixing.num_parallel_calls,
+                builder=builder,
+            )
+        return mix_streams(streams, weights, groups, batch_sizes, num_classes, seed)
+
+    if steps_per_epoch is None:
+        dataset = mixed(mixing.seed)
+    else:
+
+        @tf.autograph.experimental.do_not_convert  # plain Python: TFDS's reader is traced inside
+        def epoch_stream(epoch):
+            # TF's seed helper compares (graph seed, op seed) with (0, 0) in Python, which fails
+            # for a tensor op seed under graph seed 0 (`keras.utils.set_random_seed(0)`). Every
+            # op here has its own seed, so this trace's graph seed is left unset.
+            tf.compat.v1.get_default_graph().seed = None
+            return mixed(epoch_seed(mixing.seed, epoch)).take(steps_per_epoch)
+
+        dataset = tf.data.Dataset.range(first_epoch, MAX_EPOCHS).flat_map(epoch_stream)
     options = tf.data.Options()
     options.deterministic = mixing.deterministic
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)

@@ -5,6 +5,7 @@ images are 1-frame sequences. JPEGs stay encoded so that only the sampled frames
 """
 
 import dataclasses
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -29,6 +30,29 @@ class SourceInfo:
     is_jpeg: bool
     num_classes: int
     split_sizes: dict
+
+
+@dataclasses.dataclass
+class ResolvedDatasetConfig(DatasetConfig):
+    """A `DatasetConfig` checked against its prepared data, carrying what the check read.
+
+    `num_classes` and `is_image` are filled from the data. The pipelines (`mixing.train_dataset`,
+    `input_pipeline`, evaluation) take it as it is, so a dataset is resolved once per run.
+
+    Attributes:
+      tfds_builder: the dataset's TFDS builder instance.
+      source: its `SourceInfo`.
+    """
+
+    tfds_builder: Any = dataclasses.field(default=None, repr=False, compare=False)
+    source: SourceInfo | None = dataclasses.field(default=None, repr=False, compare=False)
+
+
+def plain_config(cfg: DatasetConfig) -> DatasetConfig:
+    """The `DatasetConfig` fields of a (resolved) config, e.g. for writing `datasets.json`."""
+    return DatasetConfig(
+        **{field.name: getattr(cfg, field.name) for field in dataclasses.fields(DatasetConfig)}
+    )
 
 
 def get_builder(builder, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
@@ -69,7 +93,9 @@ def source_info(builder: tfds.core.DatasetBuilder) -> SourceInfo:
 
 
 def resolve(cfg: DatasetConfig, builder=None) -> tuple[tfds.core.DatasetBuilder, DatasetConfig]:
-    """The builder of a dataset and its config with num_classes and is_image filled in.
+    """The builder of a dataset and its `ResolvedDatasetConfig` (num_classes, is_image filled).
+
+    A config that is already resolved comes back as it is, with its own builder (no I/O).
 
     Args:
       cfg: the dataset's config.
@@ -77,6 +103,9 @@ def resolve(cfg: DatasetConfig, builder=None) -> tuple[tfds.core.DatasetBuilder,
     Raises:
       ValueError: when an explicit num_classes / is_image contradicts the stored data.
     """
+    if isinstance(cfg, ResolvedDatasetConfig) and cfg.tfds_builder is not None:
+        if builder is None or builder is cfg.tfds_builder:
+            return cfg.tfds_builder, cfg
     builder = get_builder(builder if builder is not None else cfg.builder, data_dir=cfg.data_dir)
     info = source_info(builder)
     if cfg.num_classes is not None and cfg.num_classes != info.num_classes:
@@ -88,8 +117,9 @@ def resolve(cfg: DatasetConfig, builder=None) -> tuple[tfds.core.DatasetBuilder,
         raise ValueError(
             f"{cfg.name}.is_image is {cfg.is_image} but {builder.name} stores {info.frames_key}s"
         )
-    cfg = dataclasses.replace(cfg, num_classes=info.num_classes, is_image=info.is_image)
-    return builder, cfg
+    fields = {field.name: getattr(cfg, field.name) for field in dataclasses.fields(DatasetConfig)}
+    fields.update(num_classes=info.num_classes, is_image=info.is_image)
+    return builder, ResolvedDatasetConfig(**fields, tfds_builder=builder, source=info)
 
 
 def split_size(builder: tfds.core.DatasetBuilder, split: str) -> int:
@@ -101,14 +131,17 @@ def read_split(
     builder: tfds.core.DatasetBuilder,
     split: str,
     shuffle_files: bool = False,
-    seed: int | None = None,
+    seed=None,
+    info: SourceInfo | None = None,
 ) -> tf.data.Dataset:
     """Raw examples `{"frames": [T_in] string | [T_in, H, W, 3] uint8, "label": int64}`.
 
     JPEG videos and JPEG images are read with `SkipDecoding` (images become [1] strings); images
-    in another format are decoded by TFDS and expanded to [1, H, W, 3].
+    in another format are decoded by TFDS and expanded to [1, H, W, 3]. `seed` (an int or an
+    int64 scalar tensor) orders the files when `shuffle_files`; `info`: the builder's
+    `SourceInfo` when already read.
     """
-    info = source_info(builder)
+    info = info or source_info(builder)
     decoders = {info.frames_key: tfds.decode.SkipDecoding()} if info.is_jpeg else None
     read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
     dataset = builder.as_dataset(

@@ -1,21 +1,24 @@
 """The main job: build data and model under the strategy, `fit`, evaluate, write the workdir
 (its layout: `cover_tf.workdir`)."""
 
+import contextlib
 import dataclasses
 import json
-import pathlib
 import sys
 import time
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 from cover_tf import workdir as workdir_layout
-from cover_tf.config import ConfigError, dump_config
+from cover_tf.config import ConfigError
 from cover_tf.data import mixing, reader
-from cover_tf.training import backup
+from cover_tf.training import backup, config_change, preflight, storage
 from cover_tf.training.compile import compile_model
 from cover_tf.training.evaluation import evaluate_datasets
+from cover_tf.training.history import HistoryCSV, ModelCheckpoint
+from cover_tf.training.lock import WorkdirLock
 from cover_tf.training.model_factory import build_model
 from cover_tf.training.strategy import select_strategy, worker_subdir
 
@@ -34,12 +37,20 @@ class StepTimer(keras.callbacks.Callback):
             logs["steps_per_s"] = self.steps / max(time.perf_counter() - self.start, 1e-9)
 
 
-def prepare_datasets(config):
-    """Dataset configs with `num_classes` / `is_image` read from the prepared data, and the class
-    names, preparing builders that can prepare themselves (the embedded synthetic family)."""
+def prepare_datasets(config, builders: dict | None = None):
+    """Resolved dataset configs (`reader.ResolvedDatasetConfig`: num_classes / is_image read from
+    the prepared data, builder attached) and the class names, preparing builders that can
+    prepare themselves (the embedded synthetic family). Each dataset is resolved here once; the
+    configs go to `train_dataset` and `evaluate_datasets` as they are.
+
+    Args:
+      config: the `ExperimentConfig`.
+      builders: {dataset name: builder} already looked up (`preflight.lookup_builders`).
+    """
+    builders = builders or {}
     datasets, class_names = [], {}
     for cfg in config.datasets:
-        builder = reader.get_builder(cfg.builder, data_dir=cfg.data_dir)
+        builder = builders.get(cfg.name) or reader.get_builder(cfg.builder, data_dir=cfg.data_dir)
         if not builder.is_prepared():
             logging.info("Preparing %s in %s", cfg.builder, builder.data_dir)
             builder.download_and_prepare()
@@ -49,35 +60,74 @@ def prepare_datasets(config):
     return datasets, class_names
 
 
-def run(config, workdir, verbose="auto"):
-    """Trains and evaluates `config` in `workdir`; returns the evaluation metrics."""
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+def run(config, workdir, verbose="auto", restart=False, allow_config_change=False):
+    """Trains and evaluates `config` in `workdir`; returns the evaluation metrics.
+
+    Before the workdir is touched: the builders are looked up and the workdir checked
+    (`preflight`). Then the workdir is locked (the chief's; `lock`), its config compared
+    (`config_change`), with `restart` its training state cleared, and the run goes on from the
+    newest usable backup (`backup`). Every workdir file goes through `tf.io.gfile`.
+
+    Raises:
+      ConfigError, preflight.WorkdirError, lock.WorkdirBusy, backup.BackupError: a sentence.
+    """
     train = config.train
     if train.steps % train.steps_per_epoch:
         raise ConfigError(
             f"train.steps ({train.steps}) must be a multiple of train.steps_per_epoch "
             f"({train.steps_per_epoch})"
         )
-    epochs = train.steps // train.steps_per_epoch
+    preflight.check_workdir(workdir)
+    builders = preflight.lookup_builders(config)
     keras.utils.set_random_seed(train.seed)
+    if config.mixing.deterministic:
+        tf.config.experimental.enable_op_determinism()
     strategy = select_strategy(train.strategy)
+    files = workdir_layout.Workdir(workdir)
     subdir = worker_subdir(strategy)
     if subdir:  # a non-chief multi-worker task: its own copies, out of the chief's way
-        workdir = workdir / subdir
-        workdir.mkdir(parents=True, exist_ok=True)
-    files = workdir_layout.Workdir(workdir)
-    dump_config(config, files.config)
+        files = files.worker(subdir)
+    preflight.create_workdir(files.root)
+    # Only the chief claims the workdir; the other workers write under worker_<i>/ of it.
+    claim = contextlib.nullcontext() if subdir else WorkdirLock(files.lock, files.root)
+    try:
+        claim.__enter__()
+    except (OSError, tf.errors.OpError) as error:
+        reason = getattr(error, "message", None) or getattr(error, "strerror", None) or error
+        raise preflight.WorkdirError(f"workdir {files.root} is not writable: {reason}") from error
+    try:
+        if tf.io.gfile.exists(files.config):
+            changed = config_change.check(
+                storage.read_text(files.config), config, files.config, allow_config_change
+            )
+            if changed:
+                logging.warning("Accepted config changes: %s", ", ".join(changed))
+        if restart:
+            logging.warning("--restart: clearing the training state of %s", files.root)
+            for path in (files.backup, files.history, files.checkpoint, files.model, files.metrics):
+                storage.remove(path)
+        storage.write_text(files.config, config_change.config_text(config))
+        return _train(config, files, strategy, builders, verbose)
+    finally:
+        claim.__exit__(None, None, None)
 
-    datasets, class_names = prepare_datasets(config)
-    pathlib.Path(files.datasets).write_text(
+
+def _train(config, files, strategy, builders, verbose):
+    train = config.train
+    epochs = train.steps // train.steps_per_epoch
+    datasets, class_names = prepare_datasets(config, builders)
+    storage.write_text(
+        files.datasets,
         json.dumps(
             {
-                cfg.name: {"class_names": class_names[cfg.name], "eval": dataclasses.asdict(cfg)}
+                cfg.name: {
+                    "class_names": class_names[cfg.name],
+                    "eval": dataclasses.asdict(reader.plain_config(cfg)),
+                }
                 for cfg in datasets
             },
             indent=1,
-        )
+        ),
     )
     heads = {cfg.name: cfg.num_classes for cfg in datasets}
     dtype = None if train.precision == "float32" else train.precision
@@ -86,20 +136,25 @@ def run(config, workdir, verbose="auto"):
         compile_model(model, config.optimizer, train.steps, jit_compile=train.jit_compile)
     mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
 
-    backup_dir = files.backup
-    done_epochs = backup.restore(model, backup_dir)
-    dataset = mixing.train_dataset(datasets, config.mixing, mean, std)
+    done_epochs = backup.restore(model, files.backup)
     if done_epochs:
-        # Weights and optimizer state come back from the backup; the data stream resumes where
-        # the interrupted run was, so a deterministic pipeline replays the same batches.
         logging.info("Resuming after %d completed epoch(s)", done_epochs)
-        dataset = dataset.skip(done_epochs * train.steps_per_epoch)
+    # Epoch e's batches are built from (seed, e) directly: no skipped batch is regenerated.
+    dataset = mixing.train_dataset(
+        datasets,
+        config.mixing,
+        mean,
+        std,
+        steps_per_epoch=train.steps_per_epoch,
+        first_epoch=done_epochs,
+    )
+    # The backup last: an epoch it records has its history row and checkpoint already.
     callbacks = [
-        backup.AtomicBackup(backup_dir),
         StepTimer(),
-        keras.callbacks.CSVLogger(files.history, append=True),
+        HistoryCSV(files.history),
         keras.callbacks.TensorBoard(files.logs, update_freq="epoch"),
-        keras.callbacks.ModelCheckpoint(files.checkpoint),
+        ModelCheckpoint(files.checkpoint),
+        backup.AtomicBackup(files.backup),
     ]
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
@@ -113,7 +168,7 @@ def run(config, workdir, verbose="auto"):
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - start
-    model.save(files.model)
+    storage.save_model(model, files.model)
 
     metrics = evaluate_datasets(
         model, datasets, batch_size=config.eval.batch_size, max_examples=config.eval.max_examples
@@ -122,5 +177,5 @@ def run(config, workdir, verbose="auto"):
     metrics["train/seconds_this_run"] = round(train_seconds, 1)
     metrics["train/epochs_resumed"] = done_epochs
     metrics["train/replicas"] = strategy.num_replicas_in_sync
-    pathlib.Path(files.metrics).write_text(json.dumps(metrics, indent=1, sort_keys=True))
+    storage.write_text(files.metrics, json.dumps(metrics, indent=1, sort_keys=True))
     return metrics
