@@ -66,7 +66,7 @@ def test_windows_hold_the_frames_of_their_time_span(pattern_videos, window, stri
     starts = [w.start for w in windows[:-1]]
     np.testing.assert_allclose(starts, np.arange(len(starts)) * stride)
     if stride <= window:  # no gaps: every frame is in some window
-        assert all(b.start <= a.end + 1e-9 for a, b in zip(windows, windows[1:]))
+        assert all(b.start <= a.end + 1e-9 for a, b in zip(windows, windows[1:], strict=False))
 
 
 def test_a_video_shorter_than_the_window_is_one_window(pattern_videos):
