@@ -66,6 +66,16 @@ def model_fingerprint(path) -> str:
     return digest.hexdigest()[:32]
 
 
+def embedding_heads(predictor) -> tuple:
+    """The heads whose clip sets the window: the export's embedding head when it is a video head,
+    else every head (an image embedding head would make one window per frame)."""
+    head = getattr(predictor, "embedding_head", None)
+    head = head or getattr(predictor, "metadata", {}).get("embedding", {}).get("head")
+    if head is not None and clip_geometry(predictor, (head,))[0] > 1:
+        return (head,)
+    return tuple(predictor.head_names)
+
+
 def normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
@@ -92,7 +102,7 @@ class FileEmbedder:
         self.path = self.predictor.path.resolve()
         self.fingerprint = model_fingerprint(self.path)
         self.window = window
-        self.span, eval_short_side = clip_geometry(self.predictor, self.predictor.head_names)
+        self.span, eval_short_side = clip_geometry(self.predictor, embedding_heads(self.predictor))
         self.short_side = short_side or eval_short_side
 
     def embed_frames(self, frames: np.ndarray) -> np.ndarray:
