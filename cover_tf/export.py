@@ -3,10 +3,13 @@
     python -m cover_tf.export --workdir WORKDIR --out EXPORT_BASE/NAME [--version N]
     python -m cover_tf.export --checkpoint FILE.keras [--datasets datasets.json] --out BASE/NAME
         [--top-k 5] [--max-frames 256] [--max-pixels 2073600] [--max-batch 8] [--no-self-check]
+        [--embedding-head NAME]
 
 Writes `BASE/NAME/<version>/` (TF Serving's layout; the version defaults to 1 + the highest
 existing) with signatures `<head>` (uint8 frames [B, T, H, W, 3]), `<head>_jpeg` (JPEG frames
-[B, T]) and `serving_default` (uint8 frames, every head), reloads it, compares it with the Keras
+[B, T]), `serving_default` (uint8 frames, every head) and `embedding` / `embedding_jpeg` (the
+L2-normalised backbone feature averaged over the eval views of --embedding-head, default the
+first head in name order), reloads it, compares it with the Keras
 model and prints a JSON summary (path, version, signatures, self-check differences, size).
 """
 
@@ -35,6 +38,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
     parser.add_argument("--max-batch", type=int, default=defaults.max_batch)
     parser.add_argument(
+        "--embedding-head",
+        help="head whose eval views the embedding signatures use (default: first head by name)",
+    )
+    parser.add_argument(
         "--no-self-check", action="store_true", help="skip the reload-and-compare check"
     )
     args = parser.parse_args(argv)
@@ -57,6 +64,7 @@ def main(argv=None) -> int:
         top_k=args.top_k,
         limits=limits,
         check=not args.no_self_check,
+        embedding_head=args.embedding_head,
     )
     print(json.dumps(summary, indent=2))
     return 0

@@ -1,14 +1,16 @@
 """Send one video to a TF Serving model server holding a CoVeR export; print the answer as JSON.
 
-    python export/serving_client.py VIDEO --head NAME [--grpc localhost:8500 | --rest
-        http://localhost:8501] [--model cover] [--jpeg] [--short-side 256] [--max-frames 256]
-        [--top 5] [--rest-format inputs|instances] [--timeout 30]
+    python export/serving_client.py VIDEO [--head NAME | --embedding] [--grpc localhost:8500 |
+        --rest http://localhost:8501] [--model cover] [--jpeg] [--short-side 256]
+        [--max-frames 256] [--top 5] [--rest-format inputs|instances] [--timeout 30]
 
 The video is decoded with PyAV (`cover_tf.builders.video_decode.decode_video`); its frames go,
 as uint8 [1, T, H, W, 3], to signature `<head>`, or JPEG-encoded ([1, T] strings, `--jpeg`) to
 `<head>_jpeg`; without --head to `serving_default`, which answers for every head. The server runs
 the eval preprocessing. Prints {"video", "signature", "frames", "latency_ms", "heads": {head:
-[{"index", "class", "probability"}]}}; a refused request prints {"error", "code"} and exits 1.
+[{"index", "class", "probability"}]}}; with --embedding the frames go to `embedding` (or
+`embedding_jpeg`) and the answer holds "embedding": [D floats, L2-normalised] instead of "heads".
+A refused request prints {"error", "code"} and exits 1.
 """
 
 import argparse
@@ -23,7 +25,11 @@ from cover_tf.serving import client, signatures
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="serving_client.py", description=__doc__)
     parser.add_argument("video")
-    parser.add_argument("--head", help="the head (signature) to ask; default: every head")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--head", help="the head (signature) to ask; default: every head")
+    target.add_argument(
+        "--embedding", action="store_true", help="ask the embedding signature instead of a head"
+    )
     transport = parser.add_mutually_exclusive_group()
     transport.add_argument("--grpc", default="localhost:8500", help="gRPC host:port")
     transport.add_argument("--rest", help="REST base URL, e.g. http://localhost:8501")
@@ -35,8 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
-    if args.jpeg and not args.head:
-        parser.error("--jpeg needs --head (serving_default takes uint8 frames)")
+    if args.jpeg and not (args.head or args.embedding):
+        parser.error("--jpeg needs --head or --embedding (serving_default takes uint8 frames)")
     return args
 
 
@@ -47,7 +53,9 @@ def main(argv=None) -> int:
     except VideoDecodeError as error:
         print(json.dumps({"video": args.video, "error": str(error), "code": "decode"}))
         return 1
-    if args.head is None:
+    if args.embedding:
+        signature = signatures.EMBEDDING_SIGNATURE + (signatures.JPEG_SUFFIX if args.jpeg else "")
+    elif args.head is None:
         signature = signatures.DEFAULT_SIGNATURE
     else:
         signature = args.head + (signatures.JPEG_SUFFIX if args.jpeg else "")
@@ -64,6 +72,15 @@ def main(argv=None) -> int:
         print(json.dumps({"video": args.video, "error": error.message, "code": error.code}))
         return 1
     latency_ms = 1000 * (time.perf_counter() - start)
+    answer = {
+        "video": args.video,
+        "signature": signature,
+        "frames": list(frames.shape),
+        "latency_ms": round(latency_ms, 2),
+    }
+    if args.embedding:
+        print(json.dumps({**answer, "embedding": client.embedding(outputs)[0].tolist()}))
+        return 0
     if args.head is None:
         heads = sorted(
             key[: -len("_probabilities")] for key in outputs if key.endswith("_probabilities")
@@ -71,17 +88,7 @@ def main(argv=None) -> int:
         answers = {head: client.top_classes(outputs, args.top, prefix=head + "_") for head in heads}
     else:
         answers = {args.head: client.top_classes(outputs, args.top)}
-    print(
-        json.dumps(
-            {
-                "video": args.video,
-                "signature": signature,
-                "frames": list(frames.shape),
-                "latency_ms": round(latency_ms, 2),
-                "heads": answers,
-            }
-        )
-    )
+    print(json.dumps({**answer, "heads": answers}))
     return 0
 
 

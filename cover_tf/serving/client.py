@@ -1,8 +1,12 @@
 """Requests to a TF Serving model server holding a CoVeR export, over gRPC or REST.
 
 One video per request: uint8 frames [T, H, W, 3] go to signature `<head>` (input `frames`,
-[1, T, H, W, 3]) or, JPEG-encoded, to `<head>_jpeg` (input `jpeg_frames`, [1, T]). The answer
-is the signature's outputs as numpy arrays, and `top_classes` turns it into a list of classes.
+[1, T, H, W, 3]) or, JPEG-encoded, to `<head>_jpeg` (input `jpeg_frames`, [1, T]); the same
+inputs go to `embedding` / `embedding_jpeg`. The answer is the signature's outputs as numpy
+arrays; `top_classes` turns a head's into a list of classes (the one place that does, for the
+in-process predictors too) and `embedding` a video's embedding into a float32 vector.
+
+This module loads no model: a client machine needs TensorFlow only for the tensor protos.
 """
 
 import base64
@@ -125,11 +129,30 @@ def rest_predict(
     return {name: np.asarray(value) for name, value in outputs.items()}
 
 
-def top_classes(outputs: dict, top: int | None = None, prefix: str = "") -> list[dict]:
-    """[{"index", "class", "probability"}] of the first video from a signature's outputs."""
-    probabilities = np.asarray(outputs[prefix + "probabilities"])[0]
-    indices = np.asarray(outputs[prefix + "top_k_indices"])[0][:top]
-    classes = np.asarray(outputs[prefix + "top_k_classes"])[0][:top]
+def rank_classes(probabilities, class_names, top: int) -> dict:
+    """A head signature's ranking outputs, computed from `probabilities` [B, C] in numpy.
+
+    Returns {"probabilities", "top_k_indices" [B, k], "top_k_classes" [B, k]} with k = min(top, C),
+    ties broken by the lower index (as `tf.math.top_k`), for `top_classes`.
+    """
+    probabilities = np.asarray(probabilities)
+    indices = np.argsort(-probabilities, axis=-1, kind="stable")[:, :top]
+    return {
+        "probabilities": probabilities,
+        "top_k_indices": indices,
+        "top_k_classes": np.asarray(class_names, dtype=object)[indices],
+    }
+
+
+def top_classes(outputs: dict, top: int | None = None, prefix: str = "", row: int = 0) -> list:
+    """[{"index", "class", "probability"}] of video `row` from a head signature's outputs.
+
+    `outputs` holds `<prefix>probabilities`, `<prefix>top_k_indices` and `<prefix>top_k_classes`
+    (numpy arrays or tensors, class names as bytes or str); `top` cuts the list.
+    """
+    probabilities = np.asarray(outputs[prefix + "probabilities"])[row]
+    indices = np.asarray(outputs[prefix + "top_k_indices"])[row][:top]
+    classes = np.asarray(outputs[prefix + "top_k_classes"])[row][:top]
     return [
         {
             "index": int(index),
@@ -138,3 +161,8 @@ def top_classes(outputs: dict, top: int | None = None, prefix: str = "") -> list
         }
         for index, name in zip(indices, classes, strict=True)
     ]
+
+
+def embedding(outputs: dict) -> np.ndarray:
+    """The `embedding` signature's answer as float32 [B, D] (L2-normalised rows)."""
+    return np.asarray(outputs[signatures.EMBEDDING_OUTPUT], dtype=np.float32)

@@ -1,9 +1,10 @@
 """Export a CoVeR model as a SavedModel for TF Serving, in its versioned layout, and check it.
 
-`export_model` builds one `keras.export.ExportArchive` with, per head, a uint8-frames signature
-`<head>` and a JPEG-frames signature `<head>_jpeg`, plus `serving_default` (uint8 frames, every
-head), writes it to `<out>/<version>/` (written beside it under a name TF Serving ignores, checked,
-then renamed into place, so a server polling `<out>` never sees a half-written or failing version)
+`export_model` builds one `keras.export.ExportArchive` holding every signature that
+`cover_tf.serving.signatures.serving_signatures` lists (per head `<head>` and `<head>_jpeg`,
+`serving_default` for every head, `embedding` and `embedding_jpeg`), writes it to
+`<out>/<version>/` (written beside it under a name TF Serving ignores, checked, then renamed into
+place, so a server polling `<out>` never sees a half-written or failing version)
 and returns a JSON-able summary.
 """
 
@@ -19,9 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cover_tf.data.preprocessing import eval_preprocess
 from cover_tf.serving import signatures
-from cover_tf.serving.heads import HeadSpec
 
 METADATA_FILE = pathlib.Path("assets.extra") / "cover_tf_export.json"
 SELF_CHECK_TOLERANCE = 1e-4
@@ -41,15 +40,6 @@ def next_version(base) -> int:
     return versions[-1] + 1 if versions else 1
 
 
-def signature_names(specs: dict) -> list[str]:
-    names = [signatures.DEFAULT_SIGNATURE]
-    for head in specs:
-        names += [head, head + signatures.JPEG_SUFFIX]
-    if len(set(names)) != len(names):
-        raise ValueError(f"head names {list(specs)} give colliding signature names {names}")
-    return names
-
-
 def _track_variables_once(archive) -> None:
     """Workaround for keras-team/keras#23553 (open in Keras 3.15): `track(model)` lists the
     `keras.Variable` wrappers while the endpoints capture the `tf.Variable`s inside them, so every
@@ -66,25 +56,17 @@ def _track_variables_once(archive) -> None:
             setattr(collections, name, inner)
 
 
-def build_archive(model, specs: dict, tables: dict, limits, top_k: int):
+def build_archive(model, listed: list, tables: dict):
     """An ExportArchive tracking the model and the class-name tables, one endpoint per signature."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     _track_variables_once(archive)
     for table in tables.values():
         archive.track(table)
-    archive.add_endpoint(
-        signatures.DEFAULT_SIGNATURE,
-        signatures.make_all_heads_fn(model, specs, tables, limits, top_k),
-        input_signature=[signatures.frames_spec()],
-    )
-    for head, spec in specs.items():
-        for jpeg, input_spec in ((False, signatures.frames_spec()), (True, signatures.jpeg_spec())):
-            archive.add_endpoint(
-                head + (signatures.JPEG_SUFFIX if jpeg else ""),
-                signatures.make_head_fn(model, spec, tables[head], limits, top_k, jpeg),
-                input_signature=[input_spec],
-            )
+    for signature in listed:
+        archive.add_endpoint(
+            signature.name, signature.function, input_signature=[signature.input_spec]
+        )
     return archive
 
 
@@ -101,53 +83,39 @@ def _check_inputs(model, limits, seed: int) -> np.ndarray:
     return rng.integers(0, 256, (batch, frames, height, width, 3), dtype=np.uint8)
 
 
-def reference_probabilities(model, spec: HeadSpec, videos) -> np.ndarray:
-    """Evaluation's answer, eagerly: eval_preprocess per video, the Keras model, mean softmax."""
-    mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
-    probabilities = []
-    for video in videos:
-        views = eval_preprocess(video, spec.eval_config, mean, std)
-        logits = tf.cast(model(views, training=False)[spec.name], tf.float32)
-        probabilities.append(tf.reduce_mean(tf.nn.softmax(logits, axis=-1), axis=0).numpy())
-    return np.stack(probabilities)
+def self_check(loaded, model, listed: list, limits, seed: int = 0) -> dict:
+    """Compares every signature of the reloaded SavedModel with its eager Keras reference.
 
-
-def self_check(loaded, model, specs: dict, limits, seed: int = 0) -> dict:
-    """Reloads the SavedModel and compares every head's probabilities with the eager Keras path.
-
-    `loaded` is the reloaded SavedModel (`tf.saved_model.load`). Checks the uint8, the JPEG and the all-heads signatures on the same random input, and that
-    `top_k_classes` names `top_k_indices`. Returns {signature: max abs difference}; raises
-    AssertionError when one exceeds SELF_CHECK_TOLERANCE or a class name is wrong.
+    `loaded` is the reloaded SavedModel (`tf.saved_model.load`), `listed` the `Signature`s it
+    was written from. Every signature runs on the same random videos (uint8, or JPEG-encoded for
+    a string input); each float output its reference names is compared, and every
+    `top_k_classes` must name its `top_k_indices`. Returns {"<signature>/<output>": max abs
+    difference}; raises AssertionError when one exceeds SELF_CHECK_TOLERANCE or a name is wrong.
     """
-    videos = _check_inputs(model, limits, seed)
+    videos = tf.constant(_check_inputs(model, limits, seed))
     jpegs = tf.stack(
-        [
-            tf.map_fn(tf.io.encode_jpeg, video, fn_output_signature=tf.string)
-            for video in tf.constant(videos)
-        ]
+        [tf.map_fn(tf.io.encode_jpeg, video, fn_output_signature=tf.string) for video in videos]
     )
-    all_heads = loaded.signatures[signatures.DEFAULT_SIGNATURE](frames=tf.constant(videos))
     diffs = {}
-    for head, spec in specs.items():
-        expected = reference_probabilities(model, spec, videos)
-        expected_jpeg = reference_probabilities(model, spec, jpegs)
-        answers = {
-            head: (loaded.signatures[head](frames=tf.constant(videos)), expected),
-            head + signatures.JPEG_SUFFIX: (
-                loaded.signatures[head + signatures.JPEG_SUFFIX](jpeg_frames=jpegs),
-                expected_jpeg,
-            ),
-        }
-        default = {
-            key[len(head) + 1 :]: all_heads[key] for key in all_heads if key.startswith(head + "_")
-        }
-        answers[f"{signatures.DEFAULT_SIGNATURE}[{head}]"] = (default, expected)
-        for name, (outputs, reference) in answers.items():
-            diffs[name] = float(np.max(np.abs(outputs["probabilities"].numpy() - reference)))
-            names = np.asarray(spec.class_names)[outputs["top_k_indices"].numpy()]
-            got = outputs["top_k_classes"].numpy().astype(str)
+    for signature in listed:
+        batch = jpegs if signature.input_spec.dtype == tf.string else videos
+        outputs = loaded.signatures[signature.name](**{signature.input_spec.name: batch})
+        for key, expected in signature.reference(batch).items():
+            got = outputs[key].numpy()
+            if got.shape != expected.shape:
+                raise AssertionError(
+                    f"{signature.name}: {key} has shape {got.shape}, "
+                    f"the Keras model's {expected.shape}"
+                )
+            diffs[f"{signature.name}/{key}"] = float(np.max(np.abs(got - expected)))
+        for prefix, class_names in signature.class_names.items():
+            indices = outputs[prefix + "top_k_indices"].numpy()
+            names = np.asarray(class_names)[indices]
+            got = outputs[prefix + "top_k_classes"].numpy().astype(str)
             if not np.array_equal(names, got):
-                raise AssertionError(f"{name}: top_k_classes {got} do not name indices ({names})")
+                raise AssertionError(
+                    f"{signature.name}: {prefix}top_k_classes {got} do not name indices ({names})"
+                )
     worst = max(diffs, key=diffs.get)
     if diffs[worst] > SELF_CHECK_TOLERANCE:
         raise AssertionError(
@@ -174,11 +142,17 @@ def describe_signatures(loaded) -> dict:
     return described
 
 
-def _metadata(specs: dict, limits, top_k: int, version: int) -> dict:
+def _metadata(model, specs: dict, limits, top_k: int, version: int, embedding_head) -> dict:
     return {
         "version": version,
         "top_k": top_k,
         "limits": dataclasses.asdict(limits),
+        "embedding": {
+            "head": embedding_head,
+            "dim": model.backbone.hidden_size,
+            "num_views": specs[embedding_head].num_views,
+            "normalization": "l2",
+        },
         "heads": {
             head: {
                 "num_classes": len(spec.class_names),
@@ -191,7 +165,14 @@ def _metadata(specs: dict, limits, top_k: int, version: int) -> dict:
 
 
 def export_model(
-    model, specs: dict, out, version=None, top_k: int = 5, limits=None, check: bool = True
+    model,
+    specs: dict,
+    out,
+    version=None,
+    top_k: int = 5,
+    limits=None,
+    check: bool = True,
+    embedding_head: str | None = None,
 ) -> dict:
     """Writes `<out>/<version>/` (version: 1 + the highest existing by default); returns a summary.
 
@@ -203,12 +184,16 @@ def export_model(
       top_k: k of the top_k outputs (capped at each head's class count).
       limits: ServingLimits (default: its defaults).
       check: reload and compare with the Keras model before publishing the version.
+      embedding_head: the head whose eval views the `embedding` signatures average over
+        (default: the first head in name order).
     """
     limits = limits or signatures.ServingLimits()
     limits.validate()
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
-    names = signature_names(specs)
+    embedding_head = embedding_head or next(iter(specs))
+    if embedding_head not in specs:
+        raise ValueError(f"embedding head {embedding_head!r} is not one of the heads {list(specs)}")
     out = pathlib.Path(out)
     version = next_version(out) if version is None else int(version)
     if version < 1 or (out / str(version)).exists():
@@ -223,17 +208,23 @@ def export_model(
                 asset = pathlib.Path(asset_dir) / f"{head}.classes.txt"
                 asset.write_text("\n".join(spec.class_names) + "\n")
                 tables[head] = signatures.class_name_table(str(asset))
-            archive = build_archive(model, specs, tables, limits, top_k)
+            listed = signatures.serving_signatures(
+                model, specs, tables, limits, top_k, embedding_head
+            )
+            archive = build_archive(model, listed, tables)
             archive.write_out(str(staging), verbose=False)
         metadata = staging / METADATA_FILE
         metadata.parent.mkdir(exist_ok=True)
-        metadata.write_text(json.dumps(_metadata(specs, limits, top_k, version), indent=2))
+        metadata.write_text(
+            json.dumps(_metadata(model, specs, limits, top_k, version, embedding_head), indent=2)
+        )
         export_seconds = time.perf_counter() - start
         loaded = tf.saved_model.load(str(staging))
-        diffs = self_check(loaded, model, specs, limits) if check else {}
+        diffs = self_check(loaded, model, listed, limits) if check else {}
         described = describe_signatures(loaded)
         del loaded
-        if sorted(described) != sorted(names):
+        names = sorted(signature.name for signature in listed)
+        if sorted(described) != names:
             raise AssertionError(f"exported signatures {sorted(described)}, expected {names}")
         os.replace(staging, out / str(version))
     finally:

@@ -1,9 +1,11 @@
-"""Classify decoded videos with a SavedModel export or a `.keras` model, the way evaluation does.
+"""Classify and embed decoded videos with a SavedModel export or a `.keras` model.
 
-Both predictors take uint8 frames [T, H, W, 3] and return `{head: [(index, class, probability)]}`
-with the probabilities averaged over the eval views. `SavedModelPredictor` calls the export's
-signatures (so it checks the export end to end); `KerasPredictor` runs `eval_preprocess` and the
-Keras model eagerly.
+Both predictors take uint8 frames [T, H, W, 3] and answer the way evaluation scores:
+`predict` returns `{head: [{"index", "class", "probability"}]}` with the probabilities averaged
+over the head's eval views, `embed` the backbone's pooled feature averaged over the embedding
+head's eval views, L2-normalised (float32 [D], or [B, D] for a batch [B, T, H, W, 3]).
+`SavedModelPredictor` calls the export's signatures (so it checks the export end to end);
+`KerasPredictor` runs `eval_preprocess` and `cover_tf.models.multiview` on the Keras model eagerly.
 """
 
 import json
@@ -13,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from cover_tf.data.preprocessing import eval_preprocess
-from cover_tf.serving import signatures
+from cover_tf.models import multiview
+from cover_tf.serving import client, signatures
 from cover_tf.serving.exporter import METADATA_FILE, existing_versions
 from cover_tf.serving.heads import load_source
 
@@ -29,16 +32,21 @@ def resolve_export(path) -> pathlib.Path:
     return path / str(versions[-1])
 
 
-def top_classes(probabilities, class_names, top: int) -> list[dict]:
-    order = np.argsort(-np.asarray(probabilities), kind="stable")[:top]
-    return [
-        {"index": int(i), "class": class_names[i], "probability": float(probabilities[i])}
-        for i in order
-    ]
+def _video_batch(frames: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(uint8 [B, T, H, W, 3], whether one video [T, H, W, 3] was given)."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim not in (4, 5) or frames.shape[-1] != 3:
+        raise ValueError(
+            f"frames must be uint8 [T, H, W, 3] or [B, T, H, W, 3], got {frames.dtype} "
+            f"{frames.shape}"
+        )
+    single = frames.ndim == 4
+    return (frames[None] if single else frames), single
 
 
 class SavedModelPredictor:
-    """Runs an export's signatures: `serving_default` for every head, `<head>` for one.
+    """Runs an export's signatures: `serving_default` for every head, `<head>` for one,
+    `embedding` for `embed`.
 
     Args:
       path: a SavedModel version folder or an export base (its highest version is used).
@@ -50,11 +58,14 @@ class SavedModelPredictor:
         metadata = self.path / METADATA_FILE
         self.metadata = json.loads(metadata.read_text()) if metadata.is_file() else {}
         names = set(self.model.signatures)
+        not_heads = {signatures.DEFAULT_SIGNATURE, signatures.EMBEDDING_SIGNATURE}
         self.head_names = tuple(
-            sorted(
+            sorted(self.metadata.get("heads"))
+            if self.metadata.get("heads")
+            else sorted(
                 name
                 for name in names
-                if name != signatures.DEFAULT_SIGNATURE and name + signatures.JPEG_SUFFIX in names
+                if name not in not_heads and name + signatures.JPEG_SUFFIX in names
             )
         )
 
@@ -67,24 +78,25 @@ class SavedModelPredictor:
         batch = tf.constant(np.asarray(frames, np.uint8)[None])
         if head is None:
             outputs = self.model.signatures[signatures.DEFAULT_SIGNATURE](frames=batch)
-            per_head = {
-                name: {key: outputs[f"{name}_{key}"] for key in signatures.OUTPUTS}
+            return {
+                name: client.top_classes(outputs, top, prefix=name + "_")
                 for name in self.head_names
             }
-        else:
-            if head not in self.head_names:
-                raise ValueError(f"unknown head {head!r}; the export has {list(self.head_names)}")
-            per_head = {head: self.model.signatures[head](frames=batch)}
-        answers = {}
-        for name, outputs in per_head.items():
-            probabilities = outputs["probabilities"].numpy()[0]
-            indices = outputs["top_k_indices"].numpy()[0][:top]
-            classes = outputs["top_k_classes"].numpy()[0][:top]
-            answers[name] = [
-                {"index": int(i), "class": c.decode(), "probability": float(probabilities[i])}
-                for i, c in zip(indices, classes, strict=True)
-            ]
-        return answers
+        if head not in self.head_names:
+            raise ValueError(f"unknown head {head!r}; the export has {list(self.head_names)}")
+        return {head: client.top_classes(self.model.signatures[head](frames=batch), top)}
+
+    def embed(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [T, H, W, 3] -> float32 [D]; uint8 [B, T, H, W, 3] -> [B, D] (L2-normalised)."""
+        if signatures.EMBEDDING_SIGNATURE not in self.model.signatures:
+            raise ValueError(
+                f"the export {str(self.path)!r} has no {signatures.EMBEDDING_SIGNATURE!r} "
+                "signature (exported before embeddings existed): export it again"
+            )
+        batch, single = _video_batch(frames)
+        outputs = self.model.signatures[signatures.EMBEDDING_SIGNATURE](frames=tf.constant(batch))
+        embeddings = client.embedding(outputs)
+        return embeddings[0] if single else embeddings
 
 
 class KerasPredictor:
@@ -94,28 +106,44 @@ class KerasPredictor:
       path: the `.keras` file.
       datasets: optional datasets.json (class names, eval preprocessing); default: one centre
         view at the model's size, classes `class_<i>`.
+      embedding_head: the head whose eval views `embed` averages over (default: the first head
+        in name order, as the export's default).
     """
 
     max_frames = None
 
-    def __init__(self, path, datasets=None):
+    def __init__(self, path, datasets=None, embedding_head=None):
         self.model, self.specs = load_source(checkpoint=path, datasets=datasets)
         self.head_names = tuple(self.specs)
+        self.embedding_head = embedding_head or self.head_names[0]
+        if self.embedding_head not in self.specs:
+            raise ValueError(
+                f"embedding head {self.embedding_head!r} is not one of {list(self.head_names)}"
+            )
+
+    def _views(self, frames, head: str) -> tf.Tensor:
+        """[V, T, c, c, 3] eval views of one video for `head`."""
+        backbone = self.model.backbone
+        config = self.specs[head].eval_config
+        return eval_preprocess(tf.constant(frames), config, backbone.pixel_mean, backbone.pixel_std)
 
     def predict(self, frames: np.ndarray, head=None, top: int = 5) -> dict:
         if head is not None and head not in self.specs:
             raise ValueError(f"unknown head {head!r}; the model has {list(self.head_names)}")
-        backbone = self.model.backbone
         answers = {}
         for name in self.head_names if head is None else (head,):
-            spec = self.specs[name]
-            views = eval_preprocess(
-                tf.constant(frames), spec.eval_config, backbone.pixel_mean, backbone.pixel_std
-            )
-            logits = tf.cast(self.model(views, training=False)[name], tf.float32)
-            probabilities = tf.reduce_mean(tf.nn.softmax(logits, axis=-1), axis=0).numpy()
-            answers[name] = top_classes(probabilities, spec.class_names, top)
+            views = self._views(frames, name)[None]
+            probabilities = multiview.view_probabilities(self.model, name, views)
+            ranked = client.rank_classes(probabilities, self.specs[name].class_names, top)
+            answers[name] = client.top_classes(ranked, top)
         return answers
+
+    def embed(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [T, H, W, 3] -> float32 [D]; uint8 [B, T, H, W, 3] -> [B, D] (L2-normalised)."""
+        batch, single = _video_batch(frames)
+        views = tf.stack([self._views(video, self.embedding_head) for video in batch])
+        embeddings = np.asarray(multiview.view_embedding(self.model, views), dtype=np.float32)
+        return embeddings[0] if single else embeddings
 
 
 def make_predictor(model_path, datasets=None):

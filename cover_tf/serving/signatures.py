@@ -1,54 +1,81 @@
-"""The serving functions of a CoVeR export: input checks, eval preprocessing in the graph, outputs.
+"""The serving signatures of a CoVeR export, and the eager answer each must reproduce.
+
+This module owns the list of signatures (`serving_signatures`): the exporter writes every entry
+and its self-check compares every entry with the entry's eager Keras reference, so adding a
+signature is one entry here (plus its test and README line).
 
 Every signature preprocesses each video of the batch with `cover_tf.data.eval_preprocess` (the
-function evaluation uses, so serving cannot drift from it), runs the model on all V views
-(clips x crops) and returns, per head:
+function evaluation uses, so serving cannot drift from it) and turns the views into answers with
+`cover_tf.models.multiview` (the functions evaluation and the predictors call):
 
-  logits          float32 [B, C]  the logits averaged over the V views
-  probabilities   float32 [B, C]  the softmax averaged over the V views (evaluation's score; with
-                                  V > 1 it is not softmax(logits))
-  top_k_indices   int32 [B, k]    classes by decreasing probability
-  top_k_classes   string [B, k]   their names, looked up in a table initialised from an asset file
+  <head>, <head>_jpeg     per head:
+    logits          float32 [B, C]  the logits averaged over the V views
+    probabilities   float32 [B, C]  the softmax averaged over the V views (evaluation's score; with
+                                    V > 1 it is not softmax(logits))
+    top_k_indices   int32 [B, k]    classes by decreasing probability
+    top_k_classes   string [B, k]   their names, looked up in a table initialised from an asset file
+  serving_default         every head, outputs prefixed `<head>_logits`, `<head>_probabilities`, ...
+  embedding, embedding_jpeg
+    embedding       float32 [B, D]  the backbone's pooled feature averaged over the views of the
+                                    embedding head's eval preprocessing, L2-normalised
 
-In the all-heads signature the names are prefixed: `<head>_logits`, `<head>_probabilities`, ...
-
-Requests outside `ServingLimits` fail inside the graph with an InvalidArgument error whose
-message names the limit; wrong dtypes and ranks are rejected by the signature's input spec.
+Inputs: `frames` uint8 [B, T, H, W, 3] (any T and size), or `jpeg_frames` string [B, T] for the
+`_jpeg` signatures. Requests outside `ServingLimits` fail inside the graph with an InvalidArgument
+error whose message names the limit; wrong dtypes and ranks are rejected by the input spec.
 """
 
 import dataclasses
+from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
 from cover_tf.data.preprocessing import eval_preprocess
+from cover_tf.models import multiview
 from cover_tf.serving.heads import HeadSpec
+from cover_tf.serving.limits import ServingLimits, checked_frames, checked_jpegs
 
 OUTPUTS = ("logits", "probabilities", "top_k_indices", "top_k_classes")
 FRAMES_INPUT = "frames"
 JPEG_INPUT = "jpeg_frames"
 JPEG_SUFFIX = "_jpeg"
 DEFAULT_SIGNATURE = "serving_default"
+EMBEDDING_SIGNATURE = "embedding"
+EMBEDDING_OUTPUT = "embedding"
+
+__all__ = [
+    "DEFAULT_SIGNATURE",
+    "EMBEDDING_OUTPUT",
+    "EMBEDDING_SIGNATURE",
+    "FRAMES_INPUT",
+    "JPEG_INPUT",
+    "JPEG_SUFFIX",
+    "OUTPUTS",
+    "ServingLimits",
+    "Signature",
+    "serving_signatures",
+]
 
 
 @dataclasses.dataclass(frozen=True)
-class ServingLimits:
-    """Largest request an export accepts.
+class Signature:
+    """One serving signature of the export.
 
-    Attributes:
-      max_frames: frames per video (dimension 1 of the input).
-      max_pixels: height x width of one frame.
-      max_batch: videos per request (dimension 0); keep TF Serving's batching max_batch_size at
-        or below it, as batched requests pass through the same check.
+    Args:
+      name: the signature key (TF Serving's `signature_name`).
+      function: the serving function; its one argument's name is the input's name.
+      input_spec: the input's tf.TensorSpec (`frames_spec()` or `jpeg_spec()`).
+      reference: the eager Keras answer, input batch -> {output: np.ndarray}, for the float
+        outputs the export's self-check compares.
+      class_names: {output prefix: class names}: each `<prefix>top_k_classes` must name
+        `<prefix>top_k_indices` with these.
     """
 
-    max_frames: int = 256
-    max_pixels: int = 1920 * 1080
-    max_batch: int = 8
-
-    def validate(self) -> None:
-        for field in ("max_frames", "max_pixels", "max_batch"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+    name: str
+    function: Callable
+    input_spec: tf.TensorSpec
+    reference: Callable
+    class_names: dict = dataclasses.field(default_factory=dict)
 
 
 def frames_spec() -> tf.TensorSpec:
@@ -57,83 +84,6 @@ def frames_spec() -> tf.TensorSpec:
 
 def jpeg_spec() -> tf.TensorSpec:
     return tf.TensorSpec([None, None], tf.string, name=JPEG_INPUT)
-
-
-def _check_batch_and_frames(shape, limits: ServingLimits) -> list:
-    return [
-        tf.debugging.assert_greater_equal(
-            shape[0], 1, message="the batch (dimension 0) must hold at least one video"
-        ),
-        tf.debugging.assert_less_equal(
-            shape[0],
-            limits.max_batch,
-            message=f"the batch (dimension 0) must hold at most max_batch={limits.max_batch} videos",
-        ),
-        tf.debugging.assert_greater_equal(
-            shape[1], 1, message="every video (dimension 1) must hold at least one frame"
-        ),
-        tf.debugging.assert_less_equal(
-            shape[1],
-            limits.max_frames,
-            message=f"frames per video (dimension 1) must be at most max_frames={limits.max_frames}",
-        ),
-    ]
-
-
-def _check_frame_size(height, width, limits: ServingLimits) -> list:
-    height = tf.cast(height, tf.int64)
-    width = tf.cast(width, tf.int64)
-    return [
-        tf.debugging.assert_greater_equal(
-            tf.minimum(height, width), tf.constant(1, tf.int64), message="frames must not be empty"
-        ),
-        tf.debugging.assert_less_equal(
-            height * width,
-            tf.constant(limits.max_pixels, tf.int64),
-            message=f"frame height x width must be at most max_pixels={limits.max_pixels}",
-        ),
-    ]
-
-
-def checked_frames(frames: tf.Tensor, limits: ServingLimits) -> tf.Tensor:
-    """uint8 [B, T, H, W, 3], passed through once every limit holds (else InvalidArgument).
-
-    `tf.ensure_shape` checks the rank at run time: a signature's input spec alone does not stop
-    a rank-4 tensor from reaching the graph.
-    """
-    frames = tf.ensure_shape(frames, [None, None, None, None, 3], name="check_frames_shape")
-    shape = tf.shape(frames)
-    checks = _check_batch_and_frames(shape, limits) + _check_frame_size(shape[2], shape[3], limits)
-    with tf.control_dependencies(checks):
-        return tf.identity(frames)
-
-
-def checked_jpegs(jpegs: tf.Tensor, limits: ServingLimits) -> tf.Tensor:
-    """JPEG strings [B, T], passed through once the limits hold, checked from the headers only.
-
-    Frames of one video must share one size. A string that is not a JPEG fails in
-    `extract_jpeg_shape` (InvalidArgument), before anything is decoded.
-    """
-    jpegs = tf.ensure_shape(jpegs, [None, None], name="check_jpeg_frames_shape")
-    shape = tf.shape(jpegs)
-    with tf.control_dependencies(_check_batch_and_frames(shape, limits)):
-        flat = tf.reshape(jpegs, [-1])
-    sizes = tf.map_fn(
-        lambda jpeg: tf.io.extract_jpeg_shape(jpeg)[:2],
-        flat,
-        fn_output_signature=tf.TensorSpec([2], tf.int32),
-    )
-    sizes = tf.reshape(sizes, [shape[0], shape[1], 2])
-    checks = _check_frame_size(sizes[..., 0], sizes[..., 1], limits)
-    checks.append(
-        tf.debugging.assert_equal(
-            sizes,
-            tf.broadcast_to(sizes[:, :1], tf.shape(sizes)),
-            message="all JPEG frames of one video must have the same height and width",
-        )
-    )
-    with tf.control_dependencies(checks):
-        return tf.identity(jpegs)
 
 
 def batch_views(videos: tf.Tensor, spec: HeadSpec, mean, std) -> tf.Tensor:
@@ -150,25 +100,21 @@ def batch_views(videos: tf.Tensor, spec: HeadSpec, mean, std) -> tf.Tensor:
     )
 
 
-def view_features(model, views: tf.Tensor) -> tf.Tensor:
-    """Backbone features of every view: [B, V, T, c, c, 3] -> [B * V, D]."""
-    flat = tf.reshape(views, tf.concat([[-1], tf.shape(views)[2:]], axis=0))
-    return model.backbone(flat, training=False)
+def reference_views(model, spec: HeadSpec, videos) -> tf.Tensor:
+    """The same views, eagerly, one `eval_preprocess` call per video: [B, V, T', c, c, 3]."""
+    mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
+    return tf.stack([eval_preprocess(video, spec.eval_config, mean, std) for video in videos])
 
 
-def head_outputs(model, spec: HeadSpec, features, batch_size, table, top_k: int) -> dict:
-    """The four outputs of one head from the features of B x V views (see the module doc)."""
-    logits = tf.cast(model.heads[spec.name](features, training=False), tf.float32)
-    num_classes = len(spec.class_names)
-    logits = tf.reshape(logits, [batch_size, spec.num_views, num_classes])
-    probabilities = tf.reduce_mean(tf.nn.softmax(logits, axis=-1), axis=1)
-    top = tf.math.top_k(probabilities, k=min(top_k, num_classes))
-    return {
-        "logits": tf.reduce_mean(logits, axis=1),
-        "probabilities": probabilities,
-        "top_k_indices": top.indices,
-        "top_k_classes": table.lookup(tf.cast(top.indices, tf.int64)),
-    }
+def reference_probabilities(model, spec: HeadSpec, videos) -> np.ndarray:
+    """Evaluation's answer, eagerly: [B, C] softmax of the head averaged over its views."""
+    views = reference_views(model, spec, videos)
+    return np.asarray(multiview.view_probabilities(model, spec.name, views))
+
+
+def reference_embedding(model, spec: HeadSpec, videos) -> np.ndarray:
+    """The embedding, eagerly, on `spec`'s views: [B, D] float32, L2-normalised."""
+    return np.asarray(multiview.view_embedding(model, reference_views(model, spec, videos)))
 
 
 def class_name_table(asset_path: str) -> tf.lookup.StaticHashTable:
@@ -187,41 +133,113 @@ def class_name_table(asset_path: str) -> tf.lookup.StaticHashTable:
     return tf.lookup.StaticHashTable(initializer, default_value="<unknown>")
 
 
-def make_head_fn(model, spec: HeadSpec, table, limits: ServingLimits, top_k: int, jpeg: bool):
-    """The serving function of one head (the head bound here, in a closure)."""
+def head_outputs(model, spec: HeadSpec, features, table, top_k: int) -> dict:
+    """The four outputs of one head from the features of B x V views (see the module doc)."""
+    outputs = multiview.head_scores(model, spec.name, features, spec.num_views)
+    top = tf.math.top_k(outputs["probabilities"], k=min(top_k, len(spec.class_names)))
+    outputs["top_k_indices"] = top.indices
+    outputs["top_k_classes"] = table.lookup(tf.cast(top.indices, tf.int64))
+    return outputs
+
+
+def _with_input(body, jpeg: bool, limits: ServingLimits):
+    """`body(videos)` behind the input checks, as a function whose argument names the input."""
+
+    # The argument names become the signatures' input names.
+    def serve_frames(frames):
+        return body(checked_frames(frames, limits))
+
+    def serve_jpeg_frames(jpeg_frames):
+        return body(checked_jpegs(jpeg_frames, limits))
+
+    return serve_jpeg_frames if jpeg else serve_frames
+
+
+def _head_signature(model, spec, table, limits, top_k, jpeg) -> Signature:
     mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
 
     def outputs(videos):
-        views = batch_views(videos, spec, mean, std)
-        features = view_features(model, views)
-        return head_outputs(model, spec, features, tf.shape(videos)[0], table, top_k)
+        features = multiview.view_features(model, batch_views(videos, spec, mean, std))
+        return head_outputs(model, spec, features, table, top_k)
 
-    # The argument names become the signatures' input names.
-    def serve_head(frames):
-        return outputs(checked_frames(frames, limits))
-
-    def serve_head_jpeg(jpeg_frames):
-        return outputs(checked_jpegs(jpeg_frames, limits))
-
-    return serve_head_jpeg if jpeg else serve_head
+    return Signature(
+        name=spec.name + (JPEG_SUFFIX if jpeg else ""),
+        function=_with_input(outputs, jpeg, limits),
+        input_spec=jpeg_spec() if jpeg else frames_spec(),
+        reference=lambda videos: {"probabilities": reference_probabilities(model, spec, videos)},
+        class_names={"": spec.class_names},
+    )
 
 
-def make_all_heads_fn(model, specs: dict, tables: dict, limits: ServingLimits, top_k: int):
-    """The all-heads function (uint8 frames): one backbone pass per distinct eval preprocessing."""
+def _all_heads_signature(model, specs, tables, limits, top_k) -> Signature:
+    """uint8 frames, every head: one backbone pass per distinct eval preprocessing."""
     mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
     groups = {}
     for spec in specs.values():
         groups.setdefault(spec.eval_key(), []).append(spec)
 
-    def serve_all_heads(frames):
-        frames = checked_frames(frames, limits)
-        batch_size = tf.shape(frames)[0]
-        outputs = {}
+    def outputs(videos):
+        answers = {}
         for group in groups.values():
-            features = view_features(model, batch_views(frames, group[0], mean, std))
+            features = multiview.view_features(model, batch_views(videos, group[0], mean, std))
             for spec in group:
-                head = head_outputs(model, spec, features, batch_size, tables[spec.name], top_k)
-                outputs.update({f"{spec.name}_{key}": value for key, value in head.items()})
-        return outputs
+                head = head_outputs(model, spec, features, tables[spec.name], top_k)
+                answers.update({f"{spec.name}_{key}": value for key, value in head.items()})
+        return answers
 
-    return serve_all_heads
+    def reference(videos):
+        return {
+            f"{head}_probabilities": reference_probabilities(model, spec, videos)
+            for head, spec in specs.items()
+        }
+
+    return Signature(
+        name=DEFAULT_SIGNATURE,
+        function=_with_input(outputs, False, limits),
+        input_spec=frames_spec(),
+        reference=reference,
+        class_names={f"{head}_": spec.class_names for head, spec in specs.items()},
+    )
+
+
+def _embedding_signature(model, spec, limits, jpeg) -> Signature:
+    mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
+
+    def outputs(videos):
+        features = multiview.view_features(model, batch_views(videos, spec, mean, std))
+        return {EMBEDDING_OUTPUT: multiview.embedding(features, spec.num_views)}
+
+    return Signature(
+        name=EMBEDDING_SIGNATURE + (JPEG_SUFFIX if jpeg else ""),
+        function=_with_input(outputs, jpeg, limits),
+        input_spec=jpeg_spec() if jpeg else frames_spec(),
+        reference=lambda videos: {EMBEDDING_OUTPUT: reference_embedding(model, spec, videos)},
+    )
+
+
+def serving_signatures(
+    model, specs: dict, tables: dict, limits: ServingLimits, top_k: int, embedding_head: str
+) -> list[Signature]:
+    """Every signature of the export, in the order they are written.
+
+    Args:
+      model: a CoVeRModel.
+      specs: {head: HeadSpec}.
+      tables: {head: class_name_table}.
+      limits: the ServingLimits every signature checks.
+      top_k: k of the top_k outputs (capped at each head's class count).
+      embedding_head: the head whose eval preprocessing (views) the embedding signatures use.
+    Raises ValueError when two signatures share a name (a head named like another signature).
+    """
+    if embedding_head not in specs:
+        raise ValueError(f"embedding head {embedding_head!r} is not one of the heads {list(specs)}")
+    listed = [_all_heads_signature(model, specs, tables, limits, top_k)]
+    for head, spec in specs.items():
+        for jpeg in (False, True):
+            listed.append(_head_signature(model, spec, tables[head], limits, top_k, jpeg))
+    for jpeg in (False, True):
+        listed.append(_embedding_signature(model, specs[embedding_head], limits, jpeg))
+    names = [signature.name for signature in listed]
+    if len(set(names)) != len(names):
+        raise ValueError(f"head names {list(specs)} give colliding signature names {names}")
+    return listed

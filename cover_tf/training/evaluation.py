@@ -1,4 +1,5 @@
-"""Multi-view evaluation: every dataset through its own head, softmax averaged over the views."""
+"""Multi-view evaluation: every dataset through its own head, softmax averaged over the views
+(`cover_tf.models.multiview`, the functions serving and predict use too)."""
 
 import time
 
@@ -7,15 +8,7 @@ import tensorflow as tf
 from absl import logging
 
 from cover_tf.data import input_pipeline
-
-
-def view_averaged_probabilities(model, head, views):
-    """`[B, V, T, H, W, 3]` views -> `[B, classes]` softmax probabilities averaged over V."""
-    shape = tf.shape(views)
-    flat = tf.reshape(views, tf.concat([[shape[0] * shape[1]], shape[2:]], axis=0))
-    logits = model(flat, training=False)[head]
-    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-    return tf.reduce_mean(tf.reshape(probabilities, [shape[0], shape[1], -1]), axis=1)
+from cover_tf.models import multiview
 
 
 def evaluate_dataset(model, cfg, mean, std, batch_size=8, max_examples=None, builder=None):
@@ -28,7 +21,7 @@ def evaluate_dataset(model, cfg, mean, std, batch_size=8, max_examples=None, bui
     if max_examples:
         dataset = dataset.unbatch().take(max_examples).batch(batch_size)
     predict = tf.function(
-        lambda views: view_averaged_probabilities(model, cfg.name, views), reduce_retracing=True
+        lambda views: multiview.view_probabilities(model, cfg.name, views), reduce_retracing=True
     )
     top1 = top5 = count = 0
     views_per_example = None

@@ -14,16 +14,21 @@ import tensorflow as tf
 
 from cover_tf import export as export_cli
 from cover_tf.models import build_cover_model
-from cover_tf.serving.exporter import (
-    METADATA_FILE,
-    export_model,
-    next_version,
-    reference_probabilities,
-)
+from cover_tf.serving.exporter import METADATA_FILE, export_model, next_version
 from cover_tf.serving.heads import head_specs
+from cover_tf.serving.predictors import KerasPredictor, SavedModelPredictor
+from cover_tf.serving.signatures import reference_embedding, reference_probabilities
 from tests.serving.conftest import HEADS, LIMITS, TOP_K
 
-SIGNATURES = ["images", "images_jpeg", "motion", "motion_jpeg", "serving_default"]
+SIGNATURES = [
+    "embedding",
+    "embedding_jpeg",
+    "images",
+    "images_jpeg",
+    "motion",
+    "motion_jpeg",
+    "serving_default",
+]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
@@ -38,12 +43,14 @@ def test_export_layout_signatures_and_self_check(export, source):
     assert sorted(export["signatures"]) == SIGNATURES
     assert export["self_check_max_abs_diff"] < 1e-4
     assert sorted(export["self_check"]) == [
-        "images",
-        "images_jpeg",
-        "motion",
-        "motion_jpeg",
-        "serving_default[images]",
-        "serving_default[motion]",
+        "embedding/embedding",
+        "embedding_jpeg/embedding",
+        "images/probabilities",
+        "images_jpeg/probabilities",
+        "motion/probabilities",
+        "motion_jpeg/probabilities",
+        "serving_default/images_probabilities",
+        "serving_default/motion_probabilities",
     ]
     motion = export["signatures"]["motion"]
     assert motion["inputs"] == {"frames": ["uint8", [None, None, None, None, 3]]}
@@ -68,6 +75,20 @@ def test_export_layout_signatures_and_self_check(export, source):
     assert metadata["limits"]["max_frames"] == LIMITS.max_frames
     assert metadata["heads"]["motion"]["num_views"] == 2
     assert metadata["heads"]["images"]["num_views"] == 3
+    # The embedding uses the first head's views by default ("images": 3 crops).
+    assert metadata["embedding"] == {
+        "head": "images",
+        "dim": 32,
+        "num_views": 3,
+        "normalization": "l2",
+    }
+    assert export["signatures"]["embedding"] == {
+        "inputs": {"frames": ["uint8", [None, None, None, None, 3]]},
+        "outputs": {"embedding": ["float32", [None, 32]]},
+    }
+    assert export["signatures"]["embedding_jpeg"]["inputs"] == {
+        "jpeg_frames": ["string", [None, None]]
+    }
     assert not [child for child in pathlib.Path(export["base"]).iterdir() if child.name != "1"]
     # Every weight is stored once (keras-team/keras#23553 would store each twice).
     shapes = tf.train.load_checkpoint(str(path / "variables" / "variables"))
@@ -104,6 +125,52 @@ def test_signatures_match_keras_on_a_real_clip(loaded, source, real_clip):
         assert logits.shape == (1, HEADS[head]) and np.argmax(logits) in order
 
 
+def test_embedding_signatures_on_real_clips(export, loaded, source, workdir, real_clip, webm_clip):
+    model, specs = source
+    videos = np.stack([real_clip[1], webm_clip[1][: len(real_clip[1])]])  # [2, 8, 32, 74, 3]
+    embedding = loaded.signatures["embedding"](frames=tf.constant(videos))["embedding"].numpy()
+    assert embedding.shape == (2, 32) and embedding.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(
+        embedding, reference_embedding(model, specs["images"], videos), atol=1e-5
+    )
+    # A video's embedding does not depend on the batch it came in.
+    alone = loaded.signatures["embedding"](frames=tf.constant(videos[1:]))["embedding"].numpy()
+    np.testing.assert_allclose(alone[0], embedding[1], atol=1e-5)
+    jpegs = tf.stack(
+        [tf.map_fn(tf.io.encode_jpeg, video, fn_output_signature=tf.string) for video in videos]
+    )
+    from_jpeg = loaded.signatures["embedding_jpeg"](jpeg_frames=jpegs)["embedding"].numpy()
+    np.testing.assert_allclose(
+        from_jpeg, reference_embedding(model, specs["images"], jpegs), atol=1e-5
+    )
+    # The views matter: the embedding is not the motion head's (2 clips x 1 crop) embedding.
+    assert np.abs(reference_embedding(model, specs["motion"], videos) - embedding).max() > 1e-3
+    # Both predictors' `embed`: one video -> [D], a batch -> [B, D], the same numbers.
+    exported = SavedModelPredictor(export["base"])
+    direct = KerasPredictor(workdir / "model.keras", workdir / "datasets.json")
+    assert exported.head_names == direct.head_names == ("images", "motion")
+    np.testing.assert_allclose(exported.embed(videos[0]), embedding[0], atol=1e-5)
+    np.testing.assert_allclose(direct.embed(videos), embedding, atol=1e-5)
+    assert direct.embed(videos[0]).shape == (32,)
+    with pytest.raises(ValueError, match="uint8"):
+        direct.embed(videos.astype(np.float32))
+
+
+def test_embedding_head_option_chooses_the_views(tmp_path, source, real_clip):
+    model, specs = source
+    summary = export_model(
+        model, specs, tmp_path / "cover", limits=LIMITS, embedding_head="motion", check=False
+    )
+    metadata = json.loads((pathlib.Path(summary["path"]) / METADATA_FILE).read_text())
+    assert metadata["embedding"]["head"] == "motion" and metadata["embedding"]["num_views"] == 2
+    got = SavedModelPredictor(summary["path"]).embed(real_clip[1])
+    expected = reference_embedding(model, specs["motion"], real_clip[1][None])[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="embedding head 'nope'"):
+        export_model(model, specs, tmp_path / "other", embedding_head="nope")
+
+
 def _jpeg(height=16, width=16) -> bytes:
     return tf.io.encode_jpeg(tf.zeros([height, width, 3], tf.uint8)).numpy()
 
@@ -126,6 +193,24 @@ MALFORMED = {
         "same height and width",
     ),
     "jpeg too many frames": ("motion_jpeg", "jpeg_frames", np.array([[b"x"] * 33]), "max_frames"),
+    "embedding too many frames": (
+        "embedding",
+        "frames",
+        np.zeros([1, 33, 8, 8, 3], np.uint8),
+        "max_frames=32",
+    ),
+    "embedding batch too large": (
+        "embedding",
+        "frames",
+        np.zeros([5, 1, 8, 8, 3], np.uint8),
+        "max_batch=4",
+    ),
+    "embedding garbage jpeg": (
+        "embedding_jpeg",
+        "jpeg_frames",
+        np.array([[b"garbage"]]),
+        "Invalid JPEG",
+    ),
 }
 
 
@@ -177,7 +262,13 @@ def test_second_export_from_checkpoint_is_version_2(export, tmp_path, capsys):
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["version"] == 2 and summary["path"] == str(base / "2")
-    assert sorted(summary["signatures"]) == ["clips", "clips_jpeg", "serving_default"]
+    assert sorted(summary["signatures"]) == [
+        "clips",
+        "clips_jpeg",
+        "embedding",
+        "embedding_jpeg",
+        "serving_default",
+    ]
     assert summary["self_check_max_abs_diff"] < 1e-4
     # Without datasets.json: classes class_<i>, top-4 (k capped at the class count).
     loaded = tf.saved_model.load(str(base / "2"))

@@ -7,7 +7,7 @@ import pytest
 
 from cover_tf import predict
 from cover_tf.builders.video_writer import write_video
-from cover_tf.serving.exporter import reference_probabilities
+from cover_tf.serving.signatures import reference_probabilities
 from tests.serving.conftest import TOP_K
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cover_tf.serving import client
-from cover_tf.serving.exporter import reference_probabilities
+from cover_tf.serving.signatures import reference_embedding, reference_probabilities
 from tests.serving.conftest import LIMITS, REPO, TOP_K
 from tests.serving.serving_doubles import SignatureRunner, grpc_double, rest_double
 
@@ -88,6 +88,36 @@ def test_rest_round_trip_of_a_real_h264_clip(
         [entry["probability"] for entry in answer["heads"]["motion"]], probabilities, atol=1e-5
     )
     assert answer_jpeg["signature"] == "motion_jpeg"
+
+
+def test_embedding_over_grpc_and_rest(serving_client, runner, source, real_clip, capsys):
+    path, frames = real_clip
+    model, specs = source
+    expected = reference_embedding(model, specs["images"], frames[None])[0]
+    with grpc_double(runner) as address, rest_double(runner) as url:
+        answers = [
+            run_client(serving_client, capsys, [str(path), "--embedding", "--grpc", address]),
+            run_client(serving_client, capsys, [str(path), "--embedding", "--jpeg", "--rest", url]),
+            run_client(
+                serving_client,
+                capsys,
+                [str(path), "--embedding", "--rest", url, "--rest-format", "instances"],
+            ),
+        ]
+        inputs = client.request_inputs(frames, jpeg=True)
+        direct = client.embedding(client.grpc_predict(address, MODEL, "embedding_jpeg", inputs))
+    assert [code for code, _ in answers] == [0, 0, 0]
+    assert [answer["signature"] for _, answer in answers] == [
+        "embedding",
+        "embedding_jpeg",
+        "embedding",
+    ]
+    np.testing.assert_allclose(answers[0][1]["embedding"], expected, atol=1e-5)
+    np.testing.assert_allclose(answers[2][1]["embedding"], expected, atol=1e-5)
+    # JPEG frames are lossy: the same direction, not the same numbers.
+    assert direct.shape == (1, 32) and direct.dtype == np.float32
+    np.testing.assert_allclose(answers[1][1]["embedding"], direct[0], atol=1e-5)
+    assert float(np.dot(direct[0], expected)) > 0.9
 
 
 GRPC_REFUSALS = {
