@@ -99,7 +99,7 @@ class FileEmbedder:
         self.predictor = make_predictor(model)
         if not hasattr(self.predictor, "embed"):
             raise ValueError(f"{str(model)!r} is not an export folder with an embedding signature")
-        self.path = self.predictor.path.resolve()
+        self.path = pathlib.Path(self.predictor.path).resolve()  # fingerprinted on local disk
         self.fingerprint = model_fingerprint(self.path)
         self.window = window
         self.span, eval_short_side = clip_geometry(self.predictor, embedding_heads(self.predictor))

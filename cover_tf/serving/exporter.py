@@ -22,12 +22,12 @@ from cover_tf.serving import signatures
 from cover_tf.serving.versions import (
     METADATA_FILE,
     existing_versions,
-    join,
     next_version,
     publish,
     remove_tree,
     size_bytes,
 )
+from cover_tf.workdir import join
 
 __all__ = ["METADATA_FILE", "existing_versions", "export_model", "next_version", "self_check"]
 SELF_CHECK_TOLERANCE = 1e-4

@@ -17,7 +17,8 @@ from cover_tf.data.preprocessing import eval_preprocess
 from cover_tf.models import multiview
 from cover_tf.serving import client, signatures
 from cover_tf.serving.heads import SourceError, load_source, read_text
-from cover_tf.serving.versions import METADATA_FILE, join, resolve_export
+from cover_tf.serving.versions import METADATA_FILE, resolve_export
+from cover_tf.workdir import join
 
 
 def _video_batch(frames: np.ndarray) -> tuple[np.ndarray, bool]:

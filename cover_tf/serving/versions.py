@@ -14,16 +14,10 @@ import os
 import tensorflow as tf
 
 from cover_tf.serving.heads import SourceError
+from cover_tf.workdir import join
 
 METADATA_FILE = "assets.extra/cover_tf_export.json"
 SAVED_MODEL_FILE = "saved_model.pb"
-
-
-def join(root, *names: str) -> str:
-    path = str(root).rstrip("/")
-    for name in names:
-        path = f"{path}/{name}"
-    return path
 
 
 def is_local(path) -> bool:

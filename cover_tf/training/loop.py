@@ -136,7 +136,8 @@ def _train(config, files, strategy, builders, verbose):
         compile_model(model, config.optimizer, train.steps, jit_compile=train.jit_compile)
     mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
 
-    done_epochs = backup.restore(model, files.backup)
+    with strategy.scope():  # the optimizer's slots are built here, under the strategy
+        done_epochs = backup.restore(model, files.backup)
     if done_epochs:
         logging.info("Resuming after %d completed epoch(s)", done_epochs)
     # Epoch e's batches are built from (seed, e) directly: no skipped batch is regenerated.

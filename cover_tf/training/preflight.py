@@ -11,6 +11,7 @@ import re
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from cover_tf.builders import registry
 from cover_tf.config import ConfigError
 from cover_tf.data import reader
 from cover_tf.training.lock import is_local
@@ -49,6 +50,8 @@ def lookup_builders(config) -> dict:
         ) as error:
             configs = _configs_of(cfg.builder)
             known = f" (its configs: {', '.join(configs)})" if configs else ""
+            if isinstance(error, registry.UnknownBuilderError):
+                known = ""  # the registry's sentence already lists the valid names
             raise ConfigError(
                 f"datasets.{cfg.name}.builder {cfg.builder!r} cannot be used: "
                 f"{_first_line(error)}{known}"

@@ -79,7 +79,8 @@ def test_unknown_config_or_version_is_one_sentence_before_any_builder(name, expe
 
 def test_check_builder_returns_the_class_of_valid_names():
     assert registry.check_builder("kinetics/700").name == "kinetics"
-    assert registry.check_builder("cover_synthetic/motion:1.0.0").name == "cover_synthetic"
+    version = registry.check_builder("cover_synthetic").VERSION
+    assert registry.check_builder(f"cover_synthetic/motion:{version}").name == "cover_synthetic"
     assert registry.check_builder("imagenet2012").name == "imagenet2012"
 
 

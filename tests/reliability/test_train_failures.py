@@ -116,8 +116,8 @@ def test_an_unknown_builder_config_is_one_line(tmp_path, synthetic_data_dir):
     status, stderr = train(workdir, synthetic_data_dir, "datasets.motion.builder=cover_synthetic/x")
     assert status == 2 and "Traceback" not in stderr
     assert last_line(stderr) == (
-        "train: datasets.motion.builder 'cover_synthetic/x' cannot be used: BuilderConfig x not "
-        "found with version 1.0.0 (its configs: appearance, images, motion)"
+        "train: datasets.motion.builder 'cover_synthetic/x' cannot be used: Unknown config 'x' "
+        "of dataset builder 'cover_synthetic': valid configs: appearance, motion, images"
     )
     assert not workdir.exists()
     status, stderr = train(
