@@ -215,3 +215,36 @@ def test_remat_round_trips_and_refuses_dropout():
     assert CoVeRModel.from_config(model.get_config()).backbone.remat is True
     with pytest.raises(ValueError, match="remat.*dropout_rate"):
         tiny_model(remat=True, dropout_rate=0.1)
+
+
+def test_temporal_init_normal_lets_an_untrained_model_tell_frame_order():
+    # The reference's zero init (time embedding, temporal_fc) makes a fresh model blind to
+    # frame order; "normal" (for training from scratch) starts it able to see time.
+    frames = clip(frames=4)
+    reversed_frames = frames[:, ::-1]
+    features = {}
+    for init in ("zeros", "normal"):
+        keras.utils.set_random_seed(0)
+        backbone = tiny_model(temporal_init=init).backbone
+        features[init] = (backbone(frames).numpy(), backbone(reversed_frames).numpy())
+        time_embedding = backbone.patch_embedding.time_embedding.numpy()
+        assert np.any(time_embedding != 0) == (init == "normal")
+        assert all(
+            np.any(b.temporal_fc.kernel.numpy() != 0) == (init == "normal") for b in backbone.blocks
+        )
+    np.testing.assert_allclose(*features["zeros"], atol=1e-5)
+    assert np.abs(features["normal"][0] - features["normal"][1]).max() > 1e-3
+
+
+def test_temporal_init_round_trips_and_rejects_unknown_values(tmp_path):
+    model = tiny_model(temporal_init="normal")
+    assert CoVeRModel.from_config(model.get_config()).backbone.temporal_init == "normal"
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    np.testing.assert_allclose(
+        loaded.backbone.patch_embedding.time_embedding.numpy(),
+        model.backbone.patch_embedding.time_embedding.numpy(),
+    )
+    with pytest.raises(ValueError, match="temporal_init must be one of"):
+        tiny_model(temporal_init="ones")
