@@ -203,9 +203,9 @@ def _validate_model(model, datasets):
         raise ConfigError(f"model.num_frames must be >= 1, got {model.num_frames}")
     if not 0.0 <= model.drop_path_rate < 1.0:
         raise ConfigError(f"model.drop_path_rate must be in [0, 1), got {model.drop_path_rate}")
-    if model.temporal_init not in ("zeros", "normal"):
+    if model.temporal_init not in ("zeros", "normal", "sinusoidal"):
         raise ConfigError(
-            f"model.temporal_init must be zeros or normal, got {model.temporal_init!r}"
+            f"model.temporal_init must be zeros, normal or sinusoidal, got {model.temporal_init!r}"
         )
     if model.remat and (model.dropout_rate or model.attention_dropout_rate):
         raise ConfigError(

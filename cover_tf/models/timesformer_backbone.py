@@ -1,6 +1,7 @@
 """The TimeSformer video transformer backbone."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from cover_tf.layers import PatchEmbedding, TimeSformerBlock, attention_spec
@@ -11,7 +12,18 @@ DEFAULT_PIXEL_MEAN = (0.45, 0.45, 0.45)
 DEFAULT_PIXEL_STD = (0.225, 0.225, 0.225)
 # How the time embedding and the temporal_fc kernels start: "zeros" (the reference's, for
 # image-pretrained inflation) or "normal" (truncated N(0, 0.02), for training from scratch).
-TEMPORAL_INITS = ("zeros", "normal")
+TEMPORAL_INITS = ("zeros", "normal", "sinusoidal")
+
+
+def sinusoidal_time_embedding(num_frames, hidden_size):
+    """float32 `[1, T, D]`: the Transformer's sine / cosine table (amplitude 1) for T frames."""
+    half = hidden_size // 2
+    frequencies = 1.0 / (10000.0 ** (np.arange(half, dtype=np.float64) / max(half, 1)))
+    angles = np.arange(num_frames, dtype=np.float64)[:, None] * frequencies[None]
+    table = np.zeros((num_frames, hidden_size))
+    table[:, 0 : 2 * half : 2] = np.sin(angles)
+    table[:, 1 : 2 * half : 2] = np.cos(angles)
+    return table[None].astype("float32")
 
 
 @keras.saving.register_keras_serializable(package="cover_tf")
@@ -173,11 +185,11 @@ class TimeSformerBackbone(keras.Model):
         for block in self.blocks:
             block.build(token_shapes)
         self.final_norm.build((None, self.hidden_size))
-        if self.temporal_init == "normal":
-            self._init_temporal_normal()
+        if self.temporal_init != "zeros":
+            self._init_temporal(self.temporal_init)
         self.built = True
 
-    def _init_temporal_normal(self):
+    def _init_temporal(self, kind):
         """Draws the time embedding and every `temporal_fc` kernel from N(0, 0.02) (truncated).
 
         The reference starts them at zero so that an image-pretrained model inflated to video
@@ -186,10 +198,13 @@ class TimeSformerBackbone(keras.Model):
         init = keras.initializers.TruncatedNormal(stddev=0.02)
         blocks = [block for block in self.blocks if hasattr(block, "temporal_fc")]
         variables = [block.temporal_fc.kernel for block in blocks]
-        if self.patch_embedding.time_embedding is not None:
-            variables.append(self.patch_embedding.time_embedding)
+        time_embedding = self.patch_embedding.time_embedding
+        if time_embedding is not None and kind == "normal":
+            variables.append(time_embedding)
         for variable in variables:
             variable.assign(init(variable.shape, dtype=variable.dtype))
+        if time_embedding is not None and kind == "sinusoidal":
+            time_embedding.assign(sinusoidal_time_embedding(self.num_frames, self.hidden_size))
 
     def call(self, frames, training=None):
         cls_tokens, patch_tokens = self.patch_embedding(frames, training=training)
