@@ -34,6 +34,8 @@ class ModelConfig:
     `init_checkpoint`: a `.keras` CoVeR model (e.g. from `python -m cover_tf.convert`) whose
     backbone weights initialise training; with `init_heads`, heads whose name and size match are
     loaded too (false: every head starts new, as fine-tuning A->B with a new head does).
+    `temporal_init`: "zeros" (the reference's, for image-pretrained models) or "normal" (the
+    time embedding and temporal_fc start random, for training from scratch).
     """
 
     variant: str | None = "Ti/16"
@@ -54,6 +56,7 @@ class ModelConfig:
     head_hidden_dim: int | None = None
     head_dropout_rate: float = 0.0
     remat: bool = False
+    temporal_init: str = "zeros"
     init_checkpoint: str | None = None
     init_heads: bool = True
 
@@ -200,6 +203,10 @@ def _validate_model(model, datasets):
         raise ConfigError(f"model.num_frames must be >= 1, got {model.num_frames}")
     if not 0.0 <= model.drop_path_rate < 1.0:
         raise ConfigError(f"model.drop_path_rate must be in [0, 1), got {model.drop_path_rate}")
+    if model.temporal_init not in ("zeros", "normal", "sinusoidal"):
+        raise ConfigError(
+            f"model.temporal_init must be zeros, normal or sinusoidal, got {model.temporal_init!r}"
+        )
     if model.remat and (model.dropout_rate or model.attention_dropout_rate):
         raise ConfigError(
             "model.remat cannot replay dropout masks: set model.dropout_rate and "

@@ -66,6 +66,7 @@ def test_overrides_reach_nested_fields_and_datasets_by_name_or_index():
         ("model.num_layers=null", r"model\.variant: name a variant .* model\.num_layers"),
         ("datasets.motion.crop_size=28", r"datasets\.motion\.crop_size \(28\) must be a multiple"),
         ("model.num_frames=0", r"model\.num_frames must be >= 1"),
+        ("model.temporal_init=ones", r"model\.temporal_init must be zeros, normal or sinusoidal"),
         ("model.init_heads=false", r"model\.init_heads: false only applies with"),
         ("datasets.motion.name=appearance", r"datasets: names must be unique .*'appearance'"),
         (

@@ -83,6 +83,14 @@ MOTION_FLIP = {
 _MOTION_SHAPES = ("square", "triangle", "cross", "diamond", "ell", "tee", "bar")
 # Motion objects' scale range (fraction of the frame side), the same for every class.
 _MOTION_SCALE = (0.13, 0.3)
+# Per-frame rates of change of motion clips (16 frames), the same ranges for every class:
+# translation in pixels per frame at a 40 px frame, the log-scale phase per frame (fraction of
+# the _MOTION_SCALE range), rotation in radians per frame. Version 2.1.0 doubled 2.0.0's: at the
+# demo's stride 2 and 8 px patches, 2.0.0's ~2 px per sampled frame took a tiny TimeSformer
+# trained from scratch most of its steps to notice.
+_MOTION_SPEED = (1.8, 2.6)
+_MOTION_SCALE_RATE = (0.07, 0.1)
+_MOTION_TURN_RATE = (0.3, 0.5)
 
 
 def object_name(obj: tuple[str, str, str]) -> str:
@@ -220,18 +228,18 @@ def motion_trajectory(rng: np.random.Generator, motion: str, num_frames: int, si
     # Log-scale phase in [0, 1): scale = low * (high / low) ** phase, low, high = _MOTION_SCALE.
     phase = np.full(num_frames, rng.uniform(0, 1), np.float32)
     angle = np.full(num_frames, rng.uniform(0, 2 * np.pi), np.float32)
-    speed = rng.uniform(0.9, 1.3) * size / 40  # pixels per frame
+    speed = rng.uniform(*_MOTION_SPEED) * size / 40  # pixels per frame
     if motion in ("left_to_right", "right_to_left"):
         cx = cx + (1.0 if motion == "left_to_right" else -1.0) * speed * t
     elif motion in ("moving_up", "moving_down"):
         cy = cy + (-1.0 if motion == "moving_up" else 1.0) * speed * t  # rows grow downwards
     elif motion in ("approaching", "receding"):
-        rate = rng.uniform(0.035, 0.05)  # of the log-scale range per frame
+        rate = rng.uniform(*_MOTION_SCALE_RATE)  # of the log-scale range per frame
         phase = (phase + (1.0 if motion == "approaching" else -1.0) * rate * t) % 1.0
     elif motion in ("rotating_clockwise", "rotating_anticlockwise"):
         # In image coordinates (y down) a growing angle turns clockwise on screen.
         sign = 1.0 if motion == "rotating_clockwise" else -1.0
-        angle = angle + sign * rng.uniform(0.15, 0.25) * t
+        angle = angle + sign * rng.uniform(*_MOTION_TURN_RATE) * t
     else:
         raise ValueError(f"unknown motion {motion!r}; expected one of {MOTION_CLASSES}")
     low, high = _MOTION_SCALE

@@ -1,6 +1,7 @@
 """The TimeSformer video transformer backbone."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from cover_tf.layers import PatchEmbedding, TimeSformerBlock, attention_spec
@@ -9,6 +10,20 @@ from cover_tf.models.variants import decode_variant
 # Defaults of the TimeSformer reference checkpoints' preprocessing (values in [0, 1] scale).
 DEFAULT_PIXEL_MEAN = (0.45, 0.45, 0.45)
 DEFAULT_PIXEL_STD = (0.225, 0.225, 0.225)
+# How the time embedding and the temporal_fc kernels start: "zeros" (the reference's, for
+# image-pretrained inflation) or "normal" (truncated N(0, 0.02), for training from scratch).
+TEMPORAL_INITS = ("zeros", "normal", "sinusoidal")
+
+
+def sinusoidal_time_embedding(num_frames, hidden_size):
+    """float32 `[1, T, D]`: the Transformer's sine / cosine table (amplitude 1) for T frames."""
+    half = hidden_size // 2
+    frequencies = 1.0 / (10000.0 ** (np.arange(half, dtype=np.float64) / max(half, 1)))
+    angles = np.arange(num_frames, dtype=np.float64)[:, None] * frequencies[None]
+    table = np.zeros((num_frames, hidden_size))
+    table[:, 0 : 2 * half : 2] = np.sin(angles)
+    table[:, 1 : 2 * half : 2] = np.cos(angles)
+    return table[None].astype("float32")
 
 
 @keras.saving.register_keras_serializable(package="cover_tf")
@@ -45,6 +60,9 @@ class TimeSformerBackbone(keras.Model):
             and large batches; see README "Speed" for its memory and time cost. Drop path
             masks are replayed exactly; dropout layers are not, so it requires `dropout_rate`
             and `attention_dropout_rate` of 0. Default False.
+        temporal_init: "zeros" (default, the reference's: the time embedding and every
+            `temporal_fc` kernel start at zero, so an inflated image model starts as the image
+            model) or "normal" (truncated N(0, 0.02), for a model trained from scratch).
 
     Input: float frames `[B, T, H, W, 3]`, normalized. Output: pooled features `[B, hidden_size]`.
     """
@@ -69,6 +87,7 @@ class TimeSformerBackbone(keras.Model):
         pixel_mean=DEFAULT_PIXEL_MEAN,
         pixel_std=DEFAULT_PIXEL_STD,
         remat=False,
+        temporal_init="zeros",
         **kwargs,
     ):
         kwargs.setdefault("name", "timesformer")
@@ -91,6 +110,10 @@ class TimeSformerBackbone(keras.Model):
         if len(pixel_mean) != 3 or len(pixel_std) != 3:
             raise ValueError(
                 f"pixel_mean and pixel_std need 3 values each, got {pixel_mean!r}, {pixel_std!r}"
+            )
+        if temporal_init not in TEMPORAL_INITS:
+            raise ValueError(
+                f"temporal_init must be one of {TEMPORAL_INITS}, got {temporal_init!r}"
             )
         if remat and (dropout_rate or attention_dropout_rate):
             raise ValueError(
@@ -118,6 +141,7 @@ class TimeSformerBackbone(keras.Model):
         self.pixel_mean = tuple(float(value) for value in pixel_mean)
         self.pixel_std = tuple(float(value) for value in pixel_std)
         self.remat = bool(remat)
+        self.temporal_init = temporal_init
 
         self.patch_embedding = PatchEmbedding(
             self.hidden_size,
@@ -161,7 +185,26 @@ class TimeSformerBackbone(keras.Model):
         for block in self.blocks:
             block.build(token_shapes)
         self.final_norm.build((None, self.hidden_size))
+        if self.temporal_init != "zeros":
+            self._init_temporal(self.temporal_init)
         self.built = True
+
+    def _init_temporal(self, kind):
+        """Draws the time embedding and every `temporal_fc` kernel from N(0, 0.02) (truncated).
+
+        The reference starts them at zero so that an image-pretrained model inflated to video
+        starts as the image model; a model trained from scratch learns time faster without it.
+        """
+        init = keras.initializers.TruncatedNormal(stddev=0.02)
+        blocks = [block for block in self.blocks if hasattr(block, "temporal_fc")]
+        variables = [block.temporal_fc.kernel for block in blocks]
+        time_embedding = self.patch_embedding.time_embedding
+        if time_embedding is not None and kind == "normal":
+            variables.append(time_embedding)
+        for variable in variables:
+            variable.assign(init(variable.shape, dtype=variable.dtype))
+        if time_embedding is not None and kind == "sinusoidal":
+            time_embedding.assign(sinusoidal_time_embedding(self.num_frames, self.hidden_size))
 
     def call(self, frames, training=None):
         cls_tokens, patch_tokens = self.patch_embedding(frames, training=training)
@@ -224,4 +267,5 @@ class TimeSformerBackbone(keras.Model):
             "pixel_mean": list(self.pixel_mean),
             "pixel_std": list(self.pixel_std),
             "remat": self.remat,
+            "temporal_init": self.temporal_init,
         }

@@ -36,6 +36,7 @@ def build_model(model_config, heads, dtype=None):
         head_hidden_dim=model_config.head_hidden_dim,
         head_dropout_rate=model_config.head_dropout_rate,
         remat=model_config.remat,
+        temporal_init=model_config.temporal_init,
         dtype=dtype,
     )
     if model_config.init_checkpoint:

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from cover_tf.layers import PatchEmbedding, TimeSformerBlock
 from cover_tf.models import CoVeRModel, TimeSformerBackbone, build_cover_model, decode_variant
+from cover_tf.models.timesformer_backbone import sinusoidal_time_embedding
 
 TINY = dict(hidden_size=32, num_layers=2, num_heads=2, patch_size=8, num_frames=4, image_size=32)
 HEADS = {"motion": 5, "appearance": 3, "images": 7}
@@ -215,3 +216,43 @@ def test_remat_round_trips_and_refuses_dropout():
     assert CoVeRModel.from_config(model.get_config()).backbone.remat is True
     with pytest.raises(ValueError, match="remat.*dropout_rate"):
         tiny_model(remat=True, dropout_rate=0.1)
+
+
+@pytest.mark.parametrize("init", ["normal", "sinusoidal"])
+def test_temporal_init_from_scratch_lets_an_untrained_model_tell_frame_order(init):
+    # The reference's zero init (time embedding, temporal_fc) makes a fresh model blind to
+    # frame order; "normal" and "sinusoidal" (for training from scratch) start it seeing time.
+    frames = clip(frames=4)
+    features = {}
+    for kind in ("zeros", init):
+        keras.utils.set_random_seed(0)
+        backbone = tiny_model(temporal_init=kind).backbone
+        features[kind] = (backbone(frames).numpy(), backbone(frames[:, ::-1]).numpy())
+        time_embedding = backbone.patch_embedding.time_embedding.numpy()
+        assert np.any(time_embedding != 0) == (kind != "zeros")
+        kernels = [block.temporal_fc.kernel.numpy() for block in backbone.blocks]
+        assert all(np.any(kernel != 0) == (kind != "zeros") for kernel in kernels)
+    np.testing.assert_allclose(*features["zeros"], atol=1e-5)
+    assert np.abs(features[init][0] - features[init][1]).max() > 1e-3
+
+
+def test_sinusoidal_time_embedding_gives_every_frame_its_own_unit_scale_code():
+    table = sinusoidal_time_embedding(8, 32)[0]
+    assert table.shape == (8, 32)
+    np.testing.assert_allclose(np.linalg.norm(table, axis=1), 4.0, rtol=1e-5)  # sqrt(D / 2)
+    distances = np.linalg.norm(table[:, None] - table[None], axis=-1)
+    assert distances[~np.eye(8, dtype=bool)].min() > 0.1
+
+
+def test_temporal_init_round_trips_and_rejects_unknown_values(tmp_path):
+    model = tiny_model(temporal_init="normal")
+    assert CoVeRModel.from_config(model.get_config()).backbone.temporal_init == "normal"
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    np.testing.assert_allclose(
+        loaded.backbone.patch_embedding.time_embedding.numpy(),
+        model.backbone.patch_embedding.time_embedding.numpy(),
+    )
+    with pytest.raises(ValueError, match="temporal_init must be one of"):
+        tiny_model(temporal_init="ones")
