@@ -124,7 +124,10 @@ def test_an_unknown_builder_config_is_one_line(tmp_path, synthetic_data_dir):
         workdir, synthetic_data_dir, "datasets.motion.builder=no_such_set", args=["--verbose"]
     )
     assert status == 2 and "Traceback" in stderr  # --verbose shows it
-    assert "datasets.motion.builder 'no_such_set' cannot be used: No dataset builder" in stderr
+    assert (
+        "datasets.motion.builder 'no_such_set' cannot be used: Unknown dataset builder 'no_such_set'"
+        in stderr
+    )
     assert not workdir.exists()
 
 
