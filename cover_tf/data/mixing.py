@@ -242,4 +242,7 @@ def train_dataset(
         dataset = tf.data.Dataset.range(first_epoch, MAX_EPOCHS).flat_map(epoch_stream)
     options = tf.data.Options()
     options.deterministic = mixing.deterministic
+    # Multi-worker: every worker builds the same stream and takes its replicas' slices of each
+    # global batch (DATA). AUTO would look for file readers inside the per-epoch flat_map.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
