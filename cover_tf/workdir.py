@@ -43,6 +43,11 @@ def join(root, *names: str) -> str:
     return path
 
 
+def is_local(path) -> bool:
+    """True for a local path, False for a `tf.io.gfile` URL (`gs://`, `ram://`, ...)."""
+    return "://" not in str(path)
+
+
 @dataclasses.dataclass(frozen=True)
 class Workdir:
     """The files of one training workdir, as path strings.

@@ -14,14 +14,10 @@ import os
 import tensorflow as tf
 
 from cover_tf.serving.heads import SourceError
-from cover_tf.workdir import join
+from cover_tf.workdir import is_local, join
 
 METADATA_FILE = "assets.extra/cover_tf_export.json"
 SAVED_MODEL_FILE = "saved_model.pb"
-
-
-def is_local(path) -> bool:
-    return "://" not in str(path)
 
 
 def existing_versions(base) -> list[int]:

@@ -26,13 +26,11 @@ import uuid
 import tensorflow as tf
 from absl import logging
 
+from cover_tf.workdir import is_local
+
 
 class WorkdirBusy(RuntimeError):
     """Another job holds the workdir; the message names it and how to remove a dead one's lock."""
-
-
-def is_local(path: str) -> bool:
-    return "://" not in str(path)
 
 
 def _alive(pid: int) -> bool:

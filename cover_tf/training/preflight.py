@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 from cover_tf.builders import registry
 from cover_tf.config import ConfigError
 from cover_tf.data import reader
-from cover_tf.training.lock import is_local
+from cover_tf.workdir import is_local
 
 
 class WorkdirError(RuntimeError):

@@ -14,7 +14,7 @@ import uuid
 
 import tensorflow as tf
 
-from cover_tf.training.lock import is_local
+from cover_tf.workdir import is_local
 
 
 def read_text(path: str) -> str:
