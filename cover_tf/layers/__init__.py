@@ -10,6 +10,7 @@ from cover_tf.layers.timesformer_block import (
     TimeSformerBlock,
     attention_spec,
 )
+from cover_tf.layers.token_layers import TokenDense, TokenLayerNorm
 
 __all__ = [
     "ATTENTION_SPECS",
@@ -19,5 +20,7 @@ __all__ = [
     "MultiHeadSelfAttention",
     "PatchEmbedding",
     "TimeSformerBlock",
+    "TokenDense",
+    "TokenLayerNorm",
     "attention_spec",
 ]

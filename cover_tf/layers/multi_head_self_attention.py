@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from cover_tf.layers.backend_ops import softmax
+from cover_tf.layers.token_layers import TokenDense
 
 
 @keras.saving.register_keras_serializable(package="cover_tf")
@@ -60,7 +61,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
                 f"(input shape {tuple(input_shape)})"
             )
         self.head_dim = width // self.num_heads
-        self.qkv = keras.layers.Dense(
+        self.qkv = TokenDense(
             3 * width,
             use_bias=self.qkv_bias,
             kernel_initializer=self.kernel_initializer,
@@ -68,7 +69,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             name="qkv",
         )
         self.qkv.build(input_shape)
-        self.proj = keras.layers.Dense(
+        self.proj = TokenDense(
             width, kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy, name="proj"
         )
         self.proj.build(input_shape)

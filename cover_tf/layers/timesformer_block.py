@@ -13,6 +13,7 @@ from keras import ops
 from cover_tf.layers.backend_ops import fold_in, split_leading
 from cover_tf.layers.drop_path import DropPath
 from cover_tf.layers.multi_head_self_attention import MultiHeadSelfAttention
+from cover_tf.layers.token_layers import TokenDense, TokenLayerNorm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,9 +124,7 @@ class TimeSformerBlock(keras.layers.Layer):
         self.temporal_on_single_frame = temporal_on_single_frame
 
         def norm(name):
-            return keras.layers.LayerNormalization(
-                epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name=name
-            )
+            return TokenLayerNorm(epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name=name)
 
         def attention(name):
             return MultiHeadSelfAttention(
@@ -143,7 +142,7 @@ class TimeSformerBlock(keras.layers.Layer):
             setattr(self, f"{branch}_norm", norm(f"{branch}_norm"))
             setattr(self, f"{branch}_attention", attention(f"{branch}_attention"))
             if branch == "temporal":
-                self.temporal_fc = keras.layers.Dense(
+                self.temporal_fc = TokenDense(
                     hidden_size,
                     kernel_initializer="zeros",
                     dtype=self.dtype_policy,
@@ -151,14 +150,14 @@ class TimeSformerBlock(keras.layers.Layer):
                 )
         self.drop_path = DropPath(drop_path_rate, dtype=self.dtype_policy, name="drop_path")
         self.mlp_norm = norm("mlp_norm")
-        self.mlp_dense_1 = keras.layers.Dense(
+        self.mlp_dense_1 = TokenDense(
             mlp_dim,
             activation="gelu",
             kernel_initializer=dense_init,
             dtype=self.dtype_policy,
             name="mlp_dense_1",
         )
-        self.mlp_dense_2 = keras.layers.Dense(
+        self.mlp_dense_2 = TokenDense(
             hidden_size, kernel_initializer=dense_init, dtype=self.dtype_policy, name="mlp_dense_2"
         )
         self.mlp_dropout = keras.layers.Dropout(

@@ -2,6 +2,8 @@
 
 import keras
 
+from cover_tf.layers import TokenDense
+
 
 @keras.saving.register_keras_serializable(package="cover_tf")
 class ClassificationHead(keras.layers.Layer):
@@ -35,10 +37,10 @@ class ClassificationHead(keras.layers.Layer):
         self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy, name="dropout")
         self.hidden = None
         if hidden_dim:
-            self.hidden = keras.layers.Dense(
+            self.hidden = TokenDense(
                 hidden_dim, activation="gelu", dtype=self.dtype_policy, name="hidden"
             )
-        self.logits = keras.layers.Dense(
+        self.logits = TokenDense(
             num_classes, kernel_initializer=self.kernel_initializer, dtype="float32", name="logits"
         )
 

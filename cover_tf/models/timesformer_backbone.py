@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from cover_tf.layers import PatchEmbedding, TimeSformerBlock, attention_spec
+from cover_tf.layers import PatchEmbedding, TimeSformerBlock, TokenLayerNorm, attention_spec
 from cover_tf.models.variants import decode_variant
 
 # Defaults of the TimeSformer reference checkpoints' preprocessing (values in [0, 1] scale).
@@ -170,7 +170,7 @@ class TimeSformerBackbone(keras.Model):
             )
             for index in range(self.num_layers)
         ]
-        self.final_norm = keras.layers.LayerNormalization(
+        self.final_norm = TokenLayerNorm(
             epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm"
         )
 

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cover_tf.layers.backend_ops import portable_graph
 from cover_tf.serving import signatures
 from cover_tf.serving.versions import (
     METADATA_FILE,
@@ -123,6 +124,35 @@ def self_check(loaded, model, listed: list, limits, seed: int = 0) -> dict:
     return diffs
 
 
+XLA_OPS = ("XlaLaunch", "_XlaCompile", "_XlaRun", "XlaCallModule")
+
+
+def xla_functions(saved_model_dir) -> list:
+    """Names of the functions of a SavedModel that need XLA to run: marked must-compile, or
+    calling XLA's launch ops."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(join(str(saved_model_dir), "saved_model.pb"), "rb") as file:
+        proto.ParseFromString(file.read())
+    found = []
+    for meta_graph in proto.meta_graphs:
+        for function in meta_graph.graph_def.library.function:
+            attr = function.attr.get("_XlaMustCompile")
+            ops_used = {node.op for node in function.node_def}
+            if (attr is not None and attr.b) or ops_used & set(XLA_OPS):
+                found.append(function.signature.name)
+    return found
+
+
+def check_portable(saved_model_dir) -> None:
+    """AssertionError naming the functions of the SavedModel that need XLA (TF Serving runs
+    them on CPU only with `--xla_cpu_compilation_enabled`)."""
+    found = xla_functions(saved_model_dir)
+    if found:
+        raise AssertionError(f"the SavedModel holds XLA-compiled functions: {found[:5]}")
+
+
 def describe_signatures(loaded) -> dict:
     """{signature: {"inputs": {name: [dtype, shape]}, "outputs": {...}}} of a loaded SavedModel."""
     described = {}
@@ -210,7 +240,9 @@ def export_model(
                 file.write("\n".join(spec.class_names) + "\n")
             tables[head] = signatures.class_name_table(asset)
         listed = signatures.serving_signatures(model, specs, tables, limits, top_k, embedding_head)
-        build_archive(model, listed, tables).write_out(staging, verbose=False)
+        with portable_graph():  # no XLA-compiled kernels: TF Serving runs them only on request
+            build_archive(model, listed, tables).write_out(staging, verbose=False)
+        check_portable(staging)
         tf.io.gfile.makedirs(join(staging, os.path.dirname(METADATA_FILE)))
         with tf.io.gfile.GFile(join(staging, METADATA_FILE), "w") as file:
             file.write(

@@ -331,3 +331,20 @@ def test_saved_model_cli_run_on_one_head(export, tmp_path):
     classes = np.load(tmp_path / "top_k_classes.npy", allow_pickle=True)  # written just now
     assert classes[0, 0].startswith(b"motion class")
     assert "probabilities.npy" in result.stdout + result.stderr
+
+
+def test_exported_graph_needs_no_xla(export, tmp_path):
+    """TF Serving runs XLA-compiled functions on CPU only with --xla_cpu_compilation_enabled:
+    the export traces the model's plain-op path (`portable_graph`). The check itself can fail:
+    the same LayerNorm traced outside `portable_graph` is an XLA function."""
+    from cover_tf.layers import TokenLayerNorm
+    from cover_tf.serving.exporter import xla_functions
+
+    assert xla_functions(export["path"]) == []
+    norm = TokenLayerNorm()
+    norm.build((None, 8))
+    module = tf.Module()
+    module.norm = norm
+    module.call = tf.function(lambda x: norm(x), input_signature=[tf.TensorSpec([None, 8])])
+    tf.saved_model.save(module, str(tmp_path / "xla"))
+    assert xla_functions(tmp_path / "xla")
