@@ -78,14 +78,16 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         shape = ops.shape(inputs)
         batch, length, width = shape[0], shape[1], inputs.shape[-1]
         qkv = ops.reshape(self.qkv(inputs), (batch, length, 3, self.num_heads, self.head_dim))
-        # unstack, not qkv[:, :, i]: the gradient of three strided slices is three zero-filled
-        # StridedSliceGrads of qkv's size (~20% of the tiny benchmark config's training step); unstack's is one stack.
-        query, key, value = ops.unstack(qkv, num=3, axis=2)
+        # One transpose to [3, B, heads, S, head_dim], then a split along the leading axis (its
+        # gradient is one concatenation; slicing qkv[:, :, i] costs a zero-filled
+        # StridedSliceGrad of qkv's size per slice), so that neither matmul transposes.
+        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))
+        query, key, value = (ops.squeeze(part, 0) for part in ops.split(qkv, 3, axis=0))
         query = query * ops.cast(self.head_dim**-0.5, query.dtype)
-        scores = ops.einsum("bqhd,bkhd->bhqk", query, key)
+        scores = ops.matmul(query, ops.swapaxes(key, -1, -2))
         probs = ops.cast(softmax(ops.cast(scores, "float32")), value.dtype)
         probs = self.attention_dropout(probs, training=training)
-        context = ops.einsum("bhqk,bkhd->bqhd", probs, value)
+        context = ops.transpose(ops.matmul(probs, value), (0, 2, 1, 3))
         context = ops.reshape(context, (batch, length, width))
         return self.output_dropout(self.proj(context), training=training)
 
