@@ -78,7 +78,7 @@ def build_index(args) -> int:
     if not folder.is_dir():
         print(f"{args.folder!r} is not a folder")
         return 2
-    out = pathlib.Path(args.out)
+    out = args.out  # a local folder or a tf.io.gfile URL (gs://...)
     embedder = FileEmbedder(args.model, window=args.window)
     if EmbeddingIndex.exists(out):
         index = EmbeddingIndex.load(out)

@@ -23,6 +23,7 @@ from cover_tf.serving.video_stream import (
     default_window,
     sliding_windows,
 )
+from cover_tf.workdir import is_local, join
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -53,15 +54,21 @@ def media_kind(path) -> str | None:
 
 
 def model_fingerprint(path) -> str:
-    """sha256 (hex, 32 digits) of a SavedModel's saved_model.pb and every file under variables/."""
-    path = pathlib.Path(path)
+    """sha256 (hex, 32 digits) of a SavedModel's saved_model.pb and every file under variables/,
+    read through `tf.io.gfile` (a local folder or a URL such as `gs://bucket/exports/cover/3`)."""
+    path = str(path).rstrip("/")
     digest = hashlib.sha256()
-    files = [path / "saved_model.pb"] + sorted((path / "variables").rglob("*"))
-    for file in files:
-        if file.is_file():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-            with open(file, "rb") as stream:
-                for block in iter(lambda: stream.read(1 << 20), b""):
+    variables = join(path, "variables")
+    names = ["saved_model.pb"]
+    if tf.io.gfile.isdir(variables):
+        for root, _, files in tf.io.gfile.walk(variables):
+            names += [join(root, name)[len(path) + 1 :] for name in files]
+    for name in [names[0], *sorted(names[1:])]:
+        file = join(path, name)
+        if tf.io.gfile.exists(file) and not tf.io.gfile.isdir(file):
+            digest.update(name.encode() + b"\0")
+            with tf.io.gfile.GFile(file, "rb") as stream:
+                for block in iter(lambda stream=stream: stream.read(1 << 20), b""):
                     digest.update(block)
     return digest.hexdigest()[:32]
 
@@ -99,7 +106,8 @@ class FileEmbedder:
         self.predictor = make_predictor(model)
         if not hasattr(self.predictor, "embed"):
             raise ValueError(f"{str(model)!r} is not an export folder with an embedding signature")
-        self.path = pathlib.Path(self.predictor.path).resolve()  # fingerprinted on local disk
+        path = self.predictor.path
+        self.path = pathlib.Path(path).resolve() if is_local(path) else str(path)
         self.fingerprint = model_fingerprint(self.path)
         self.window = window
         self.span, eval_short_side = clip_geometry(self.predictor, embedding_heads(self.predictor))

@@ -7,17 +7,20 @@
 Search is by inner product on L2-normalised vectors, i.e. cosine similarity. `kind` "flat" is
 exact (`IndexFlatIP`); "hnsw" (`IndexHNSWFlat`, inner-product metric) is approximate, needs no
 training and grows incrementally: the option for millions of videos (see benchmarks/
-retrieval_recall.py for its measured recall). Files are replaced atomically, the manifest last; a
-folder whose files disagree on the count is reported as inconsistent, never used.
+retrieval_recall.py for its measured recall). Files are replaced by renames, the manifest last; a
+folder whose files disagree on the count is reported as inconsistent, never used. Every path goes
+through `tf.io.gfile`, so the folder may be local or a URL (`gs://bucket/index`, `ram://...`): the
+faiss index travels as `faiss.serialize_index` bytes.
 """
 
 import dataclasses
 import json
-import os
-import pathlib
 
 import faiss
 import numpy as np
+import tensorflow as tf
+
+from cover_tf.workdir import join
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -95,13 +98,8 @@ class EmbeddingIndex:
         return scores, found
 
     def save(self, folder) -> None:
-        folder = pathlib.Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        faiss.write_index(self.index, str(folder / (VECTORS + ".tmp")))
-        os.replace(folder / (VECTORS + ".tmp"), folder / VECTORS)
-        lines = "".join(json.dumps(item) + "\n" for item in self.items)
-        (folder / (ITEMS + ".tmp")).write_text(lines)
-        os.replace(folder / (ITEMS + ".tmp"), folder / ITEMS)
+        folder = str(folder)
+        tf.io.gfile.makedirs(folder)
         manifest = {
             "format": FORMAT,
             "model": self.model,
@@ -111,31 +109,30 @@ class EmbeddingIndex:
             "hnsw_m": self.hnsw_m,
             "count": len(self),
         }
-        (folder / (MANIFEST + ".tmp")).write_text(json.dumps(manifest, indent=2) + "\n")
-        os.replace(folder / (MANIFEST + ".tmp"), folder / MANIFEST)
+        _replace(folder, VECTORS, faiss.serialize_index(self.index).tobytes())
+        _replace(folder, ITEMS, "".join(json.dumps(item) + "\n" for item in self.items).encode())
+        _replace(folder, MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
     @classmethod
     def exists(cls, folder) -> bool:
-        return (pathlib.Path(folder) / MANIFEST).is_file()
+        return tf.io.gfile.exists(join(folder, MANIFEST))
 
     @classmethod
     def load(cls, folder) -> "EmbeddingIndex":
-        folder = pathlib.Path(folder)
+        folder = str(folder)
         if not cls.exists(folder):
-            raise IndexFolderError(f"{str(folder)!r} holds no index ({MANIFEST} not found)")
+            raise IndexFolderError(f"{folder!r} holds no index ({MANIFEST} not found)")
         try:
-            manifest = json.loads((folder / MANIFEST).read_text())
+            manifest = json.loads(_read(folder, MANIFEST))
             if manifest.get("format") != FORMAT:
-                raise IndexFolderError(
-                    f"{str(folder)!r}: unknown index format {manifest.get('format')}"
-                )
-            index = faiss.read_index(str(folder / VECTORS))
-            items = [json.loads(line) for line in (folder / ITEMS).read_text().splitlines()]
-        except (OSError, ValueError, RuntimeError) as error:
-            raise IndexFolderError(f"{str(folder)!r} is not a readable index: {error}") from error
+                raise IndexFolderError(f"{folder!r}: unknown index format {manifest.get('format')}")
+            index = faiss.deserialize_index(np.frombuffer(_read(folder, VECTORS), np.uint8))
+            items = [json.loads(line) for line in _read(folder, ITEMS).decode().splitlines()]
+        except (OSError, ValueError, RuntimeError, tf.errors.OpError) as error:
+            raise IndexFolderError(f"{folder!r} is not a readable index: {error}") from error
         if not index.ntotal == len(items) == manifest["count"] or index.d != manifest["dim"]:
             raise IndexFolderError(
-                f"{str(folder)!r} is inconsistent: {index.ntotal} vectors, {len(items)} items, "
+                f"{folder!r} is inconsistent: {index.ntotal} vectors, {len(items)} items, "
                 f"manifest count {manifest['count']}; rebuild it"
             )
         return cls(
@@ -147,3 +144,16 @@ class EmbeddingIndex:
             items=items,
             index=index,
         )
+
+
+def _read(folder: str, name: str) -> bytes:
+    with tf.io.gfile.GFile(join(folder, name), "rb") as file:
+        return file.read()
+
+
+def _replace(folder: str, name: str, data: bytes) -> None:
+    """Writes `folder/name` through a temporary file and a rename over the old one."""
+    temporary = join(folder, name + ".tmp")
+    with tf.io.gfile.GFile(temporary, "wb") as file:
+        file.write(data)
+    tf.io.gfile.rename(temporary, join(folder, name), overwrite=True)
