@@ -1,0 +1,147 @@
+"""Serving-path throughput: the exported SavedModel's head signature against the model alone.
+
+For each config x precision, in a fresh process: builds the benchmark model (`throughput.py`'s
+configs, one 400-class head), exports it with `cover_tf.serving.exporter.export_model` (the
+head's eval preprocessing: short side resized to the model's size, centre crop, normalisation;
+one view), loads the SavedModel and times its `k400` signature on uint8 frames `[B, T, S, S, 3]`
+(S = the model's image size), then times the Keras model alone on the same clips as float frames
+(`throughput.py`'s inference step). `preprocess_share` = 1 - model time / signature time. With
+`--peer` the HF peer (`peer_hf_timesformer.py`, eager and `torch.compile`) runs in the same
+invocation and each row gets `ratio_vs_peer` = signature clips/s / the peer's best model-only
+inference clips/s; `--peer-from FILE` reads the peer's lines from a `throughput.py` JSON-lines
+file of the same machine instead (a full peer run trains too and takes long).
+
+    python benchmarks/serving_throughput.py --configs tiny,small --precisions fp32,bf16 --peer
+    python benchmarks/serving_throughput.py --configs base --peer-from runs/throughput.jsonl
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import throughput  # noqa: E402
+
+HEAD = "k400"
+
+
+def measure(spec):
+    """One (config, precision) row, in this process."""
+    tf = throughput.configure_tensorflow(spec["threads"], spec["inter_op_threads"])
+    from cover_tf.serving.exporter import export_model
+    from cover_tf.serving.heads import head_specs
+
+    model, model_step = throughput.build_step(spec)
+    config, batch = spec["model_config"], spec["batch"]
+    shape = (batch, config["num_frames"], config["image_size"], config["image_size"], 3)
+    frames = tf.cast(
+        tf.random.stateless_uniform(shape, (0, 3), maxval=256, dtype=tf.int32), tf.uint8
+    )
+    with tempfile.TemporaryDirectory() as base:
+        start = time.perf_counter()
+        export_model(model, head_specs(model), base, check=False)
+        export_s = time.perf_counter() - start
+        signature = tf.saved_model.load(os.path.join(base, "1")).signatures[HEAD]
+
+        def serve():
+            return signature(frames=frames)["probabilities"].numpy()
+
+        serve()
+        serve_s, _ = throughput.time_steps(serve, spec["warmup"], spec["steps"], spec["repeats"])
+    model_step()
+    model_s, _ = throughput.time_steps(model_step, spec["warmup"], spec["steps"], spec["repeats"])
+    return {
+        "serving_clips_per_s": batch / serve_s,
+        "model_clips_per_s": batch / model_s,
+        "preprocess_share": round(1 - model_s / serve_s, 3),
+        "export_s": round(export_s, 1),
+    }
+
+
+def peer_best(peers, name, precision):
+    """The peer's best model-only inference clips/s (eager or compiled) for a config."""
+    rows = [p for p in peers if p.get("config") == name and p.get("precision") == precision]
+    runs = [r for p in rows for key in ("infer", "infer_compile") for r in p.get(f"{key}_clips_per_s_runs") or [] if r]  # fmt: skip
+    return max(runs, default=None)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add = parser.add_argument
+    add("--configs", default="tiny,small,base")
+    add("--precisions", default="fp32,bf16")
+    add("--steps", type=int, default=3)
+    add("--warmup", type=int, default=1)
+    add("--repeats", type=int, default=2)
+    add("--threads", type=int, default=os.cpu_count())
+    add("--inter-op-threads", type=int, default=1)
+    add("--timeout", type=int, default=1800)
+    add("--peer", action="store_true", help="run the HF peer in this invocation")
+    add("--peer-compile", action="store_true", help="the peer also with torch.compile")
+    add("--peer-from", default=None, help="throughput.py JSON lines holding the peer's rows")
+    add("--peer-script", default=throughput.DEFAULT_PEER)
+    add("--peer-timeout", type=int, default=7200)
+    add("--_worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._worker:
+        spec = json.loads(args._worker)
+        try:
+            result = measure(spec)
+        except Exception as error:  # reported as a failed measurement, never a crash
+            result = {"error": f"{type(error).__name__}: {str(error).strip()[:600]}"}
+        throughput.emit(result)
+        return 0
+    configs, precisions = args.configs.split(","), args.precisions.split(",")
+    unknown = sorted(set(configs) - set(throughput.CONFIGS)) + sorted(set(precisions) - {"fp32", "bf16"})  # fmt: skip
+    if unknown:
+        parser.error(f"unknown configs or precisions {unknown}")
+    machine = throughput.machine_record(
+        args, {"fp32": None, "bf16": None, "source": "not measured here"}
+    )
+    throughput.emit(dict(machine, kind="machine", benchmark="serving_throughput"))
+    peers = []
+    if args.peer_from:
+        with open(args.peer_from) as file:
+            peers = [row for row in map(json.loads, file) if row.get("kind") == "peer"]
+    elif args.peer:
+        for precision in precisions:
+            peers += throughput.run_peer(args, precision, None)
+    for name in configs:
+        config = throughput.model_config(name)
+        for precision in precisions:
+            spec = {
+                "model_config": config, "mode": "infer", "precision": precision, "xla": "off",
+                "batch": config["batch_infer"], "threads": args.threads,
+                "inter_op_threads": args.inter_op_threads, "steps": args.steps,
+                "warmup": args.warmup, "repeats": args.repeats,
+            }  # fmt: skip
+            throughput.log(f"serving {name} {precision} batch={spec['batch']} ...")
+            result = run_worker(spec, args.timeout)
+            row = {"kind": "serving", "config": name, "precision": precision, "batch": spec["batch"], **result}  # fmt: skip
+            peer = peer_best(peers, name, precision)
+            if peer and "error" not in result:
+                row["peer_infer_clips_per_s"] = peer
+                row["ratio_vs_peer"] = round(result["serving_clips_per_s"] / peer, 3)
+            throughput.emit(row)
+    return 0
+
+
+def run_worker(spec, timeout):
+    import subprocess
+
+    command = [sys.executable, os.path.abspath(__file__), "--_worker", json.dumps(spec)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"error": f"worker exit code {done.returncode}: {done.stderr.strip()[-600:]}"}
+    return json.loads(lines[-1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
