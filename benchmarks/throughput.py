@@ -151,6 +151,17 @@ def measure_torch_peak(spec):
     return result
 
 
+def compute_precision(spec):
+    """What a bf16 cell computes in: the product's choice (`cover_tf.training.precision`), float32
+    on a CPU without native bfloat16, where emulated bf16 is slower than float32."""
+    sys.path.insert(0, REPO_ROOT)
+    from cover_tf.training.precision import effective_precision
+
+    if spec["precision"] != "bf16":
+        return "float32"
+    return effective_precision("mixed_bfloat16")
+
+
 def build_step(spec):
     """The model and a zero-argument step (one inference or training step) for `spec`."""
     tf = configure_tensorflow(spec["threads"], spec["inter_op_threads"])
@@ -163,7 +174,7 @@ def build_step(spec):
     model = build_cover_model(
         {"k400": NUM_CLASSES},
         patch_size=PATCH_SIZE,
-        dtype="mixed_bfloat16" if spec["precision"] == "bf16" else None,
+        dtype=None if compute_precision(spec) == "float32" else "mixed_bfloat16",
         remat=spec.get("remat", False),
         **{k: v for k, v in config.items() if not k.startswith("batch")},
     )
@@ -214,6 +225,7 @@ def measure_model(spec):
         "first_call_s": round(first_call_s, 2),
         "foreign_cpu_frac": round(max(0.0, foreign) / (wall * (os.cpu_count() or 1)), 3),
         "params_m": round(model.count_params() / 1e6, 3),
+        "compute_precision": compute_precision(spec),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 

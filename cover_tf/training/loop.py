@@ -20,6 +20,7 @@ from cover_tf.training.evaluation import evaluate_datasets
 from cover_tf.training.history import HistoryCSV, ModelCheckpoint
 from cover_tf.training.lock import WorkdirLock
 from cover_tf.training.model_factory import build_model
+from cover_tf.training.precision import effective_precision
 from cover_tf.training.strategy import select_strategy, worker_subdir
 
 
@@ -130,7 +131,8 @@ def _train(config, files, strategy, builders, verbose):
         ),
     )
     heads = {cfg.name: cfg.num_classes for cfg in datasets}
-    dtype = None if train.precision == "float32" else train.precision
+    precision = effective_precision(train.precision)
+    dtype = None if precision == "float32" else precision
     with strategy.scope():
         model = build_model(config.model, heads, dtype=dtype)
         compile_model(model, config.optimizer, train.steps, jit_compile=train.jit_compile)
