@@ -119,7 +119,7 @@ def main(argv=None):
                 "warmup": args.warmup, "repeats": args.repeats,
             }  # fmt: skip
             throughput.log(f"serving {name} {precision} batch={spec['batch']} ...")
-            result = run_worker(spec, args.timeout)
+            result = throughput.run_worker(spec, args.timeout, script=__file__)
             row = {"kind": "serving", "config": name, "precision": precision, "batch": spec["batch"], **result}  # fmt: skip
             peer = peer_best(peers, name, precision)
             if peer and "error" not in result:
@@ -127,20 +127,6 @@ def main(argv=None):
                 row["ratio_vs_peer"] = round(result["serving_clips_per_s"] / peer, 3)
             throughput.emit(row)
     return 0
-
-
-def run_worker(spec, timeout):
-    import subprocess
-
-    command = [sys.executable, os.path.abspath(__file__), "--_worker", json.dumps(spec)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timeout after {timeout} s"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        return {"error": f"worker exit code {done.returncode}: {done.stderr.strip()[-600:]}"}
-    return json.loads(lines[-1])
 
 
 if __name__ == "__main__":

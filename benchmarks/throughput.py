@@ -248,10 +248,11 @@ def child_rss_mb(pid):
         return 0.0
 
 
-def run_worker(spec, timeout, memory_limit_mb=None):
-    """Runs one measurement in a fresh interpreter; kills it past `timeout` or `memory_limit_mb`
-    (resident memory polled from /proc, which unlike RLIMIT_AS ignores TF's address reservations)."""
-    command = [sys.executable, os.path.abspath(__file__), "--_worker", json.dumps(spec)]
+def run_worker(spec, timeout, memory_limit_mb=None, script=__file__):
+    """Runs one measurement in a fresh interpreter (`script --_worker SPEC`, this file's by
+    default); kills it past `timeout` or `memory_limit_mb` (resident memory polled from /proc,
+    which unlike RLIMIT_AS ignores TF's address reservations)."""
+    command = [sys.executable, os.path.abspath(script), "--_worker", json.dumps(spec)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     start, killed = time.monotonic(), None
     while process.poll() is None:
