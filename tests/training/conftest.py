@@ -22,6 +22,9 @@ TINY_RUN = [
     "mixing.image_batch_size=16",
     "optimizer.warmup_steps=2",
     "eval.max_examples=40",
+    # demo.yaml compiles with XLA; for these few-step structural runs the compile would be most
+    # of the time, and the resume / multi-worker equalities were established without it.
+    "train.jit_compile=false",
 ]
 
 

@@ -34,8 +34,12 @@ OVERRIDES = (
     "train.steps_per_epoch=3",
     "model.drop_path_rate=0.0",
     "optimizer.clip_norm=0.0",
-    # alpha 0.5: about half the steps are video batches, half image batches (both shape groups)
+    # alpha 0.5: about half the steps are video batches, half image batches (both shape groups);
+    # demo.yaml's explicit weights would override it
     "mixing.alpha=0.5",
+    "datasets.appearance.weight=null",
+    "datasets.motion.weight=null",
+    "datasets.images.weight=null",
 )
 TIMEOUT = 420
 # All-reduce vs one-process summation order changes the last bits of each gradient; Adam's
