@@ -49,7 +49,7 @@ def _compare(ours, reference, inputs, policy):
                 got = _outputs_and_gradients(ours, inputs)
         else:
             got = _outputs_and_gradients(ours, inputs)
-        for name, a, b in zip(("outputs", "d_inputs", "d_w0", "d_w1"), got, expected):
+        for name, a, b in zip(("outputs", "d_inputs", "d_w0", "d_w1"), got, expected, strict=True):
             scale = max(1.0, float(np.max(np.abs(b))))
             np.testing.assert_allclose(a, b, atol=TOLERANCE[policy] * scale, err_msg=name)
 
