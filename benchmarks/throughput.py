@@ -273,15 +273,12 @@ def run_worker(spec, timeout, memory_limit_mb=None, script=__file__):
 
 
 def cpu_info():
-    """(model name, set of ISA flags) from /proc/cpuinfo."""
-    cpu_model, flags = None, set()
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name") and cpu_model is None:
-                cpu_model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    return cpu_model, flags
+    """(model name, set of ISA flags) from /proc/cpuinfo: the product's reading
+    (`cover_tf.training.precision.cpu_flags`, which also picks the bf16 fallback)."""
+    sys.path.insert(0, REPO_ROOT)
+    from cover_tf.training.precision import cpu_flags
+
+    return cpu_flags()
 
 
 def machine_name(cpu_model, flags) -> str:

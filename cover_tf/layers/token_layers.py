@@ -25,7 +25,7 @@ class TokenDense(keras.layers.Dense):
         outputs = dense(inputs, kernel, bias)
         if self.activation is keras.activations.gelu:
             return gelu(outputs)
-        return outputs if self.activation is None else self.activation(outputs)
+        return self.activation(outputs)  # Keras' Dense keeps `linear` for no activation
 
 
 @keras.saving.register_keras_serializable(package="cover_tf")
