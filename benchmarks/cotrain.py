@@ -9,8 +9,11 @@ the initialisation and the data order: `train.seed` and `mixing.seed`) in these 
                                top, total steps = video steps / the video group's step probability
   cover_total                  CoVeR at EQUAL TOTAL STEPS (`--video-steps` steps in all, the
                                paper's way: epochs over the mix)
-  motion_space_only            control: motion alone with space-only attention (no time mixing)
+  motion_space_only            control: motion alone with space-only attention and frame-wise
+                               patches (`model.tubelet_size=1`): nothing mixes time
   motion_single_frame          control: motion alone on one frame per clip
+  motion_frame_wise            ablation: motion alone with TimeSformer's frame-wise patches
+                               (`model.tubelet_size=1`) instead of the demo's difference tubelets
   transfer_<A>_to_<B>          fine-tune the <A> run's backbone on <B> with a new head for
                                `--finetune-steps` steps (model.init_checkpoint, init_heads false);
                                A in (B, the other video set, cover_video): B->B is the baseline
@@ -85,7 +88,7 @@ def study_runs(video_steps, finetune_steps):
             "motion_space_only",
             ("motion",),
             video_steps,
-            overrides=("model.attention_type=space_only",),
+            overrides=("model.attention_type=space_only", "model.tubelet_size=1"),
         ),
         Run(
             "motion_single_frame",
@@ -93,6 +96,7 @@ def study_runs(video_steps, finetune_steps):
             video_steps,
             overrides=("model.num_frames=1", "datasets.motion.num_frames=1"),
         ),
+        Run("motion_frame_wise", ("motion",), video_steps, overrides=("model.tubelet_size=1",)),
     ]
     for target in VIDEO_SETS:
         other = next(name for name in VIDEO_SETS if name != target)

@@ -19,10 +19,12 @@ COMPARISONS = (
     ("videos - alone", "equal video = total", "videos", None, ("appearance", "motion")),
     ("divided - space-only", "equal", "motion", "motion_space_only", ("motion",)),
     ("divided - single frame", "equal", "motion", "motion_single_frame", ("motion",)),
+    ("tubelets - frame-wise", "equal", "motion", "motion_frame_wise", ("motion",)),
 )
 CONTROLS = (  # (table label, plot label, run, metric)
     ("divided space-time attention (motion alone)", "divided", "motion", "motion/top1"),
-    ("space-only attention", "space-only", "motion_space_only", "motion/top1"),
+    ("space-only attention, frame-wise patches", "space-only", "motion_space_only", "motion/top1"),
+    ("frame-wise patches (TimeSformer's)", "frame-wise", "motion_frame_wise", "motion/top1"),
     ("single frame", "1 frame", "motion_single_frame", "motion/top1"),
     ("motion alone, frames shuffled at test", "shuffled", "motion", "motion/top1_shuffled_time"),
     (

@@ -169,6 +169,7 @@ def build_step(spec):
 
     sys.path.insert(0, REPO_ROOT)
     from cover_tf.models import build_cover_model
+    from cover_tf.training.compile import xla_fused_updates
 
     config, batch, xla = spec["model_config"], spec["batch"], spec["xla"] == "on"
     model = build_cover_model(
@@ -187,7 +188,7 @@ def build_step(spec):
         def step():
             return forward(frames).numpy()
     else:
-        optimizer = keras.optimizers.AdamW(1e-4)
+        optimizer = xla_fused_updates(keras.optimizers.AdamW(1e-4))  # as training does
         optimizer.build(model.trainable_variables)
 
         @tf.function(jit_compile=xla)

@@ -36,6 +36,8 @@ class ModelConfig:
     loaded too (false: every head starts new, as fine-tuning A->B with a new head does).
     `temporal_init`: "zeros" (the reference's, for image-pretrained models) or "normal" (the
     time embedding and temporal_fc start random, for training from scratch).
+    `tubelet_size`: frames each patch token sees (1: TimeSformer's frame-wise patches; 2: each
+    token also sees the next frame, a motion cue at the embedding; see `PatchEmbedding`).
     """
 
     variant: str | None = "Ti/16"
@@ -57,6 +59,7 @@ class ModelConfig:
     head_dropout_rate: float = 0.0
     remat: bool = False
     temporal_init: str = "zeros"
+    tubelet_size: int = 1
     init_checkpoint: str | None = None
     init_heads: bool = True
 
@@ -207,6 +210,8 @@ def _validate_model(model, datasets):
         raise ConfigError(
             f"model.temporal_init must be zeros, normal or sinusoidal, got {model.temporal_init!r}"
         )
+    if model.tubelet_size < 1:
+        raise ConfigError(f"model.tubelet_size must be >= 1, got {model.tubelet_size}")
     if model.remat and (model.dropout_rate or model.attention_dropout_rate):
         raise ConfigError(
             "model.remat cannot replay dropout masks: set model.dropout_rate and "

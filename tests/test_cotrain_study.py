@@ -28,7 +28,12 @@ def test_smoke_study_writes_every_table(tmp_path):
     study = json.loads((out / "study.json").read_text())
     runs = {row["run"] for row in study["runs"]}
     assert {"appearance", "motion", "images", "videos", "cover_video", "cover_total"} <= runs
-    assert {"motion_space_only", "motion_single_frame", "transfer_cover_video_to_motion"} <= runs
+    assert {
+        "motion_space_only",
+        "motion_single_frame",
+        "motion_frame_wise",
+        "transfer_cover_video_to_motion",
+    } <= runs
     cover = next(row for row in study["runs"] if row["run"] == "cover_video")
     alone = next(row for row in study["runs"] if row["run"] == "motion")
     assert cover["total_steps"] > alone["total_steps"]  # image batches on top of the video ones

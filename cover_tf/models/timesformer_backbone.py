@@ -63,6 +63,10 @@ class TimeSformerBackbone(keras.Model):
         temporal_init: "zeros" (default, the reference's: the time embedding and every
             `temporal_fc` kernel start at zero, so an inflated image model starts as the image
             model) or "normal" (truncated N(0, 0.02), for a model trained from scratch).
+        tubelet_size: int, frames each patch token sees (`PatchEmbedding`): 1 (default) is
+            TimeSformer's frame-wise embedding; k > 1 embeds a window of k frames per token
+            (time stride 1, zero-padded), which gives the tokens a motion cue before any
+            attention. Image checkpoints fill the kernel's central frame slice.
 
     Input: float frames `[B, T, H, W, 3]`, normalized. Output: pooled features `[B, hidden_size]`.
     """
@@ -88,6 +92,7 @@ class TimeSformerBackbone(keras.Model):
         pixel_std=DEFAULT_PIXEL_STD,
         remat=False,
         temporal_init="zeros",
+        tubelet_size=1,
         **kwargs,
     ):
         kwargs.setdefault("name", "timesformer")
@@ -142,6 +147,7 @@ class TimeSformerBackbone(keras.Model):
         self.pixel_std = tuple(float(value) for value in pixel_std)
         self.remat = bool(remat)
         self.temporal_init = temporal_init
+        self.tubelet_size = tubelet_size
 
         self.patch_embedding = PatchEmbedding(
             self.hidden_size,
@@ -150,6 +156,7 @@ class TimeSformerBackbone(keras.Model):
             num_frames,
             use_time_embedding=spec.time_embedding,
             dropout_rate=dropout_rate,
+            tubelet_size=tubelet_size,
             dtype=self.dtype_policy,
             name="patch_embedding",
         )
@@ -268,4 +275,5 @@ class TimeSformerBackbone(keras.Model):
             "pixel_std": list(self.pixel_std),
             "remat": self.remat,
             "temporal_init": self.temporal_init,
+            "tubelet_size": self.tubelet_size,
         }

@@ -1,5 +1,7 @@
 """Optimizer, schedule, masked per-head losses and per-dataset metrics for `Model.compile`."""
 
+import types
+
 import keras
 
 from cover_tf.training.trainer import attach_trainer
@@ -53,6 +55,39 @@ def build_optimizer(optimizer_config, total_steps):
     else:
         raise ValueError(f"optimizer.name must be 'adamw' or 'sgd', got {optimizer_config.name!r}")
     optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
+    return xla_fused_updates(optimizer)
+
+
+def xla_fused_updates(optimizer):
+    """Runs `optimizer`'s update of all variables as one XLA-compiled function (this instance
+    only; returns it).
+
+    Keras applies clipping, weight decay and the AdamW / SGD update variable by variable, about
+    40 small ops each: 2848 ops per step of the tiny benchmark config, 11 ms of a 207 ms step on
+    one core and 20 ms of 162 on two, where dispatching tiny ops to the thread pool costs more
+    than it saves. Compiled, the same Keras update code (the same arithmetic, fused) runs as a
+    few kernels. It applies on the TensorFlow backend without a distribution strategy (a
+    strategy's cross-replica update keeps Keras' own path; a `Model.fit(jit_compile=True)`
+    step is compiled whole anyway). Saving is unaffected: the optimizer is still Keras' class.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return optimizer
+    import tensorflow as tf
+
+    stock = optimizer._backend_apply_gradients
+    compiled = {}  # one function per list of variables (the function captures them)
+
+    def apply_gradients(self, grads, trainable_variables):
+        if tf.distribute.has_strategy():
+            return stock(grads, trainable_variables)
+        key = tuple(id(variable) for variable in trainable_variables)
+        if key not in compiled:
+            compiled[key] = tf.function(
+                lambda grads: stock(grads, trainable_variables), jit_compile=True
+            )
+        return compiled[key](list(grads))
+
+    optimizer._backend_apply_gradients = types.MethodType(apply_gradients, optimizer)
     return optimizer
 
 

@@ -37,6 +37,7 @@ def build_model(model_config, heads, dtype=None):
         head_dropout_rate=model_config.head_dropout_rate,
         remat=model_config.remat,
         temporal_init=model_config.temporal_init,
+        tubelet_size=model_config.tubelet_size,
         dtype=dtype,
     )
     if model_config.init_checkpoint:

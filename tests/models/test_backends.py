@@ -2,7 +2,7 @@
 
 `benchmarks/gpu_throughput.py` measures cover_tf on GPUs through Keras' JAX backend (TensorFlow
 cannot be installed on the lent GPU machine); this test is what makes those figures figures of
-this model: every weight perturbed, the same inputs (clips, a 1-frame image, another clip length
+this model: every weight perturbed (frame-wise and tubelet patch embeddings), the same inputs (clips, a 1-frame image, another clip length
 and resolution, which resize the embeddings), and a training step whose gradients agree. On JAX
 too, rematerialised blocks replay their drop path masks (gradients equal those without remat).
 """
@@ -15,6 +15,7 @@ import textwrap
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from cover_tf.models import build_cover_model
@@ -73,8 +74,10 @@ JAX_SIDE = textwrap.dedent(
 )
 
 
-def test_jax_backend_reproduces_tensorflow(tmp_path):
-    model = build_cover_model(**CONFIG)
+@pytest.mark.parametrize("tubelet_size", [1, 2])
+def test_jax_backend_reproduces_tensorflow(tmp_path, tubelet_size):
+    config = dict(CONFIG, tubelet_size=tubelet_size)
+    model = build_cover_model(**config)
     rng = np.random.default_rng(0)
     for variable in model.weights:  # zero or unit defaults (temporal_fc, norms) hide nothing
         variable.assign(rng.normal(scale=0.2, size=variable.shape).astype("float32"))
@@ -104,7 +107,7 @@ def test_jax_backend_reproduces_tensorflow(tmp_path):
 
     environment = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     done = subprocess.run(
-        [sys.executable, "-c", JAX_SIDE, json.dumps(CONFIG), str(tmp_path)],
+        [sys.executable, "-c", JAX_SIDE, json.dumps(config), str(tmp_path)],
         env=environment,
         capture_output=True,
         text=True,

@@ -256,3 +256,73 @@ def test_temporal_init_round_trips_and_rejects_unknown_values(tmp_path):
     )
     with pytest.raises(ValueError, match="temporal_init must be one of"):
         tiny_model(temporal_init="ones")
+
+
+def difference_windows(frames, tubelet_size):
+    """NumPy `[B, T, k, H, W, C]`: frame t's window (edge frames repeated), the centre frame at
+    slice (k - 1) // 2 and differences of consecutive frames at the other slices."""
+    centre, num_frames = (tubelet_size - 1) // 2, frames.shape[1]
+    index = np.arange(num_frames)[:, None] + np.arange(tubelet_size)[None] - centre
+    window = frames[:, np.clip(index, 0, num_frames - 1)]
+    slices = window.copy()
+    slices[:, :, :centre] = window[:, :, 1 : centre + 1] - window[:, :, :centre]
+    slices[:, :, centre + 1 :] = window[:, :, centre + 1 :] - window[:, :, centre:-1]
+    return slices
+
+
+@pytest.mark.parametrize("tubelet_size", [2, 3])
+def test_tubelet_embedding_projects_each_frames_window_in_difference_form(tubelet_size):
+    embedding = PatchEmbedding(16, 8, 32, num_frames=5, tubelet_size=tubelet_size)
+    embedding.build((None, None, None, None, 3))
+    kernel = embedding.projection.kernel
+    assert tuple(kernel.shape) == (tubelet_size, 8, 8, 3, 16)
+    kernel.assign(np.random.default_rng(1).normal(size=kernel.shape).astype("float32"))
+    embedding.projection.bias.assign(np.linspace(-1, 1, 16).astype("float32"))
+    still = np.repeat(clip(frames=1), 3, axis=1)
+    for frames in (clip(frames=5), clip(frames=1), still):
+        batch, num_frames = frames.shape[:2]
+        windows = difference_windows(frames, tubelet_size)
+        windows = windows.reshape(batch, num_frames, tubelet_size, 4, 8, 4, 8, 3)
+        expected = np.einsum("btkyhxwc,khwcd->btyxd", windows, kernel.numpy())
+        expected = expected.reshape(batch, num_frames, 16, 16) + embedding.projection.bias.numpy()
+        expected += embedding.resized_position_embedding(4, 4).numpy()
+        expected += embedding.resized_time_embedding(num_frames).numpy()
+        _, patches = embedding(frames)
+        np.testing.assert_allclose(patches.numpy(), expected, rtol=1e-4, atol=1e-4)
+    # A still clip has zero differences: only the centre slice acts on it.
+    _, patches = embedding(still)
+    centre_only = np.zeros_like(kernel.numpy())
+    centre_only[(tubelet_size - 1) // 2] = kernel.numpy()[(tubelet_size - 1) // 2]
+    kernel.assign(centre_only)
+    np.testing.assert_allclose(embedding(still)[1].numpy(), patches.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_tubelet_model_loaded_from_a_frame_wise_one_starts_equal_to_it():
+    # A frame-wise kernel fills the tubelet's central slice (the others zero): images and clips
+    # then give the frame-wise model's features, the reference's inflation extended to time.
+    from cover_tf.models.checkpoints.weights import assign_backbone_weights, backbone_variables
+
+    keras.utils.set_random_seed(0)
+    frame_wise = tiny_model(temporal_init="normal").backbone
+    tubelet = tiny_model(tubelet_size=2).backbone
+    canonical = {name: v.numpy() for name, v in backbone_variables(frame_wise).items()}
+    assign_backbone_weights(tubelet, canonical, allow_missing=())
+    kernel = tubelet.patch_embedding.projection.kernel.numpy()
+    np.testing.assert_array_equal(kernel[1], 0.0)
+    for frames in (clip(frames=4), clip(frames=1)):
+        np.testing.assert_allclose(tubelet(frames), frame_wise(frames), rtol=1e-5, atol=1e-5)
+    assert np.abs(tubelet(clip(frames=4)) - tubelet(clip(frames=4)[:, ::-1])).max() > 1e-3
+
+
+def test_tubelet_size_round_trips_and_rejects_bad_values(tmp_path):
+    model = tiny_model(tubelet_size=2)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    assert loaded.backbone.tubelet_size == 2
+    for frames in (1, 4):
+        np.testing.assert_array_equal(
+            loaded(clip(frames=frames))["motion"], model(clip(frames=frames))["motion"]
+        )
+    with pytest.raises(ValueError, match="tubelet_size must be an int >= 1"):
+        tiny_model(tubelet_size=0)

@@ -1,7 +1,8 @@
 """The canonical weight layout every checkpoint source is mapped onto, and its assignment.
 
 Canonical weights are a dict of NumPy arrays in Keras kernel orientation:
-    cls [1,1,D]; pos [1,N+1,D]; time [1,T,D] (video checkpoints); patch/kernel [P,P,3,D];
+    cls [1,1,D]; pos [1,N+1,D]; time [1,T,D] (video checkpoints); patch/kernel [P,P,3,D]
+    ([k,P,P,3,D] for a tubelet embedding; a 2-D kernel fills a tubelet's central frame slice);
     patch/bias [D]; final_norm/{gamma,beta}; and per block i, `block_i/<part>/...` with the
     parts of its attention branches (`cover_tf.layers.ATTENTION_SPECS`): `<branch>_norm`,
     `<branch>_attention/{qkv,proj}/{kernel,bias}`, `temporal_fc/{kernel,bias}`; and mlp_norm,
@@ -58,6 +59,8 @@ def assign_backbone_weights(backbone, canonical, allow_missing=("time",)):
                 f"model parameter {name!r} {tuple(variable.shape)} is not in the checkpoint"
             )
         value = canonical[name]
+        if name == "patch/kernel":
+            value = inflate_patch_kernel(value, tuple(variable.shape))
         if tuple(value.shape) != tuple(variable.shape):
             raise CheckpointMismatchError(
                 f"parameter {name!r}: checkpoint shape {tuple(value.shape)} does not fit the "
@@ -65,6 +68,18 @@ def assign_backbone_weights(backbone, canonical, allow_missing=("time",)):
             )
         variable.assign(value)
     return backbone
+
+
+def inflate_patch_kernel(kernel, shape):
+    """A frame-wise patch kernel `[P, P, C, D]` shaped for a tubelet projection `shape`
+    `[k, P, P, C, D]`: the central frame slice (index (k - 1) // 2, the frame the token belongs
+    to) holds it and the other slices are zero, so the video model starts equal to the frame-wise
+    one (ViViT's central-frame initialisation). Any other pair of shapes passes unchanged."""
+    if len(shape) != 5 or np.ndim(kernel) != 4 or tuple(shape[1:]) != tuple(np.shape(kernel)):
+        return kernel
+    inflated = np.zeros(shape, np.asarray(kernel).dtype)
+    inflated[(shape[0] - 1) // 2] = kernel
+    return inflated
 
 
 def resize_position_embedding(pos, grid_size):
