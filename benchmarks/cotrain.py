@@ -186,7 +186,7 @@ def shuffled_time_top1(model_path, config, head, seed):
 
     import cover_tf  # noqa: F401  (registers the model's classes)
     from cover_tf.data import input_pipeline
-    from cover_tf.training.evaluation import view_averaged_probabilities
+    from cover_tf.models.multiview import view_probabilities
 
     model = keras.saving.load_model(model_path, compile=False)
     datasets, _ = loop.prepare_datasets(config)
@@ -200,7 +200,7 @@ def shuffled_time_top1(model_path, config, head, seed):
         views, labels = views.numpy(), labels.numpy()
         for i in range(len(views)):  # views: [B, V, T, H, W, 3]
             views[i] = views[i][:, rng.permutation(views.shape[2])]
-        probabilities = view_averaged_probabilities(model, head, tf.constant(views)).numpy()
+        probabilities = view_probabilities(model, head, tf.constant(views)).numpy()
         keep = labels >= 0
         correct += int(np.sum(probabilities.argmax(-1)[keep] == labels[keep]))
         count += int(keep.sum())
