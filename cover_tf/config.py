@@ -70,6 +70,8 @@ class OptimizerConfig:
 
     Weight decay (AdamW, or coupled L2 for SGD via AdamW-style exclusion) skips norms, biases and
     the CLS / position / time embeddings. `clip_norm` clips the global gradient norm (0: off).
+    `xla_update`: run the whole update as one XLA-compiled function (`xla_fused_updates`; ~4 s
+    of compilation per run, +13-17% training speed on 2 CPU threads).
     """
 
     name: str = "adamw"
@@ -80,6 +82,7 @@ class OptimizerConfig:
     momentum: float = 0.9
     clip_norm: float = 1.0
     gradient_accumulation_steps: int = 1
+    xla_update: bool = True
 
 
 @dataclasses.dataclass

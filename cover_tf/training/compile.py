@@ -55,7 +55,7 @@ def build_optimizer(optimizer_config, total_steps):
     else:
         raise ValueError(f"optimizer.name must be 'adamw' or 'sgd', got {optimizer_config.name!r}")
     optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
-    return xla_fused_updates(optimizer)
+    return xla_fused_updates(optimizer) if optimizer_config.xla_update else optimizer
 
 
 def xla_fused_updates(optimizer):

@@ -25,6 +25,9 @@ TINY_RUN = [
     # demo.yaml compiles with XLA; for these few-step structural runs the compile would be most
     # of the time, and the resume / multi-worker equalities were established without it.
     "train.jit_compile=false",
+    # Likewise the optimizer update's XLA compile (~4 s a run); tests/training/
+    # test_fused_updates.py shows it trains like Keras' own update.
+    "optimizer.xla_update=false",
 ]
 
 
