@@ -258,15 +258,14 @@ def run_in_workers(tasks, worker_argv, jobs, out):
             log = out / "runs" / run.name / f"s{seed}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             command = [sys.executable, __file__, *worker_argv, "--task", f"{run.name}:{seed}"]
-            with open(log, "w") as stderr:
-                process = subprocess.Popen(
-                    command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env
-                )
+            # Files, not pipes: a pipe nobody reads until the end could fill and block the run.
+            with open(log, "w") as stderr, open(log.with_suffix(".out"), "w") as stdout:
+                process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
             running[process] = (run.name, seed, log)
         time.sleep(0.2)
         for process in [p for p in running if p.poll() is not None]:
             name, seed, log = running.pop(process)
-            stdout = process.stdout.read()
+            stdout = log.with_suffix(".out").read_text()
             if process.returncode:
                 for other in running:
                     other.kill()
@@ -290,8 +289,8 @@ def main(argv=None):
         "--jobs",
         type=int,
         default=2,
-        help="runs trained at once, each in its own process with cores / jobs threads (one "
-        "tiny model does not scale to 2 threads: two 1-thread runs train ~1.5x faster)",
+        help="runs trained at once, each in its own process with cores / jobs threads (the demo "
+        "model steps 6.3/s on one core and ~8.3/s on two)",
     )
     parser.add_argument("--task", help=argparse.SUPPRESS)  # NAME:SEED, run by a worker
     args = parser.parse_args(argv)

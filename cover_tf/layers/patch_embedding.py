@@ -25,9 +25,10 @@ class PatchEmbedding(keras.layers.Layer):
 
     A learned CLS token and a learned spatial position embedding (N + 1 tokens for the
     configured `image_size`) are added; a learned time embedding (`num_frames` steps,
-    zero-initialised) is added to the patch tokens only. T and the patch grid are read from the input: when they differ
-    from the configured ones, the position embedding is resized by 2-D bilinear interpolation and
-    the time embedding by 1-D linear interpolation (both exact identities at the configured size).
+    zero-initialised) is added to the patch tokens only. T and the patch grid are read from the
+    input: when they differ from the configured ones, the position embedding is resized by 2-D
+    bilinear interpolation and the time embedding by 1-D linear interpolation (both exact
+    identities at the configured size).
 
     Args:
         hidden_size: int, token width D.
@@ -183,12 +184,9 @@ class PatchEmbedding(keras.layers.Layer):
         edges = [pixels[:, :1]] * centre + [pixels] + [pixels[:, -1:]] * (tubelet - 1 - centre)
         padded = ops.concatenate(edges, axis=1)
         window = [padded[:, i : i + num_frames] for i in range(tubelet)]
-        slices = [
-            window[i + 1] - window[i] if i < centre else window[i] - window[i - 1]
-            for i in range(tubelet)
-        ]
-        slices[centre] = window[centre]
-        return ops.stack(slices, axis=2)
+        before = [window[i + 1] - window[i] for i in range(centre)]
+        after = [window[i] - window[i - 1] for i in range(centre + 1, tubelet)]
+        return ops.stack(before + [window[centre]] + after, axis=2)
 
     def compute_output_shape(self, input_shape):
         batch, frames, height, width = input_shape[:4]

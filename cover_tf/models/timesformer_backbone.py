@@ -65,8 +65,8 @@ class TimeSformerBackbone(keras.Model):
             model) or "normal" (truncated N(0, 0.02), for a model trained from scratch).
         tubelet_size: int, frames each patch token sees (`PatchEmbedding`): 1 (default) is
             TimeSformer's frame-wise embedding; k > 1 embeds a window of k frames per token
-            (time stride 1, zero-padded), which gives the tokens a motion cue before any
-            attention. Image checkpoints fill the kernel's central frame slice.
+            (time stride 1, edge frames repeated, in difference form), which gives the tokens a
+            motion cue before any attention. Image checkpoints fill the kernel's central frame slice.
 
     Input: float frames `[B, T, H, W, 3]`, normalized. Output: pooled features `[B, hidden_size]`.
     """
