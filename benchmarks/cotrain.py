@@ -12,8 +12,9 @@ the initialisation and the data order: `train.seed` and `mixing.seed`) in these 
   motion_space_only            control: motion alone with space-only attention and frame-wise
                                patches (`model.tubelet_size=1`): nothing mixes time
   motion_single_frame          control: motion alone on one frame per clip
-  motion_frame_wise            ablation: motion alone with TimeSformer's frame-wise patches
-                               (`model.tubelet_size=1`) instead of the demo's difference tubelets
+  motion_frame_wise            ablation (with --frame-wise): motion alone with TimeSformer's
+                               frame-wise patches (`model.tubelet_size=1`) instead of the demo's
+                               difference tubelets
   transfer_<A>_to_<B>          fine-tune the <A> run's backbone on <B> with a new head for
                                `--finetune-steps` steps (model.init_checkpoint, init_heads false);
                                A in (B, the other video set, cover_video): B->B is the baseline
@@ -78,7 +79,7 @@ class Run:
     shuffled_eval: tuple = ()
 
 
-def study_runs(video_steps, finetune_steps):
+def study_runs(video_steps, finetune_steps, frame_wise=False):
     """The runs of one seed, in an order where every transfer comes after its source."""
     runs = [
         Run("appearance", ("appearance",), video_steps),
@@ -99,8 +100,11 @@ def study_runs(video_steps, finetune_steps):
             video_steps,
             overrides=("model.num_frames=1", "datasets.motion.num_frames=1"),
         ),
-        Run("motion_frame_wise", ("motion",), video_steps, overrides=("model.tubelet_size=1",)),
     ]
+    if frame_wise:
+        runs.append(
+            Run("motion_frame_wise", ("motion",), video_steps, overrides=("model.tubelet_size=1",))
+        )
     for target in VIDEO_SETS:
         other = next(name for name in VIDEO_SETS if name != target)
         for source in (target, other, "cover_video"):
@@ -286,6 +290,11 @@ def main(argv=None):
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
     parser.add_argument("--smoke", action="store_true", help="1 seed, 20 steps, 64 test clips")
     parser.add_argument(
+        "--frame-wise",
+        action="store_true",
+        help="also the motion_frame_wise ablation (3 more motion runs; outside the hour)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=2,
@@ -304,7 +313,10 @@ def main(argv=None):
         parser.error(f"--seeds must be integers separated by commas, got {args.seeds!r}")
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = {run.name: run for run in study_runs(args.video_steps, args.finetune_steps)}
+    runs = {
+        run.name: run
+        for run in study_runs(args.video_steps, args.finetune_steps, args.frame_wise or args.smoke)
+    }
     if args.task:  # one run, in this process (a worker of the parallel study)
         name, _, seed = args.task.partition(":")
         print(json.dumps(train_run(args.config, runs[name], int(seed), args, common)), flush=True)

@@ -137,7 +137,11 @@ def markdown(study):
         )
     out += ["", "Controls on the motion test split (chance 12.5):", ""]
     out += ["| model | motion top-1 |", "|---|---|"]
-    out += [f"| {label} | {_cell(summary, run, key)} |" for label, _, run, key in CONTROLS]
+    out += [
+        f"| {label} | {_cell(summary, run, key)} |"
+        for label, _, run, key in CONTROLS
+        if run in summary["intervals"]  # the frame-wise ablation runs with --frame-wise only
+    ]
     out += ["", "Transfer (fine-tuned with a new head at equal fine-tuning steps):", ""]
     out += ["| target | from appearance | from motion | from CoVeR |", "|---|---|---|---|"]
     for target in ("appearance", "motion"):
@@ -210,7 +214,7 @@ def plot(study, path):
     )
     bars(
         axes[1],
-        [(short, [("motion", run, key)]) for _, short, run, key in CONTROLS],
+        [(short, [("motion", run, key)]) for _, short, run, key in CONTROLS if run in summary],
         "motion controls",
     )
     axes[1].axhline(100 * CHANCE["motion"], color="grey", linestyle="--", linewidth=1)

@@ -141,6 +141,9 @@ def decode_frames(jpegs: tf.Tensor, dct_method: str = "INTEGER_FAST") -> tf.Tens
     return frames
 
 
+MAX_UNROLLED_DECODES = 64
+
+
 def decode_and_crop_frames(
     jpegs: tf.Tensor, window: tf.Tensor, dct_method: str = "INTEGER_FAST"
 ) -> tf.Tensor:
@@ -149,11 +152,17 @@ def decode_and_crop_frames(
     `tf.io.decode_and_crop_jpeg` skips the pixels outside the window, much cheaper than a full
     decode followed by a crop.
     """
-    frames = tf.map_fn(
-        lambda jpeg: tf.io.decode_and_crop_jpeg(jpeg, window, channels=3, dct_method=dct_method),
-        jpegs,
-        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
-    )
+    def decode(jpeg):
+        return tf.io.decode_and_crop_jpeg(jpeg, window, channels=3, dct_method=dct_method)
+
+    if jpegs.shape[0] is not None and jpegs.shape[0] <= MAX_UNROLLED_DECODES:
+        # A known, short clip: one decode op per frame, no while loop (whose per-element
+        # overhead cost more than the decoding of the demo's 40x40 frames).
+        frames = tf.stack([decode(jpegs[i]) for i in range(jpegs.shape[0])])
+    else:
+        frames = tf.map_fn(
+            decode, jpegs, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8)
+        )
     frames.set_shape(jpegs.shape.concatenate([None, None, 3]))
     return frames
 

@@ -141,3 +141,21 @@ def test_ops_run_inside_dataset_map_with_static_shapes():
     for frames, crops in dataset:
         np.testing.assert_allclose(frames, (100 / 255 - 0.5) / 0.5, atol=0.03)
         assert crops.shape == (3, 4, 16, 16, 3)
+
+
+def test_decode_and_crop_frames_unrolled_and_looped_paths_agree():
+    rng = np.random.default_rng(0)
+    jpegs = tf.stack(
+        [tf.io.encode_jpeg(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)) for _ in range(5)]
+    )
+    window = tf.constant([3, 5, 20, 24])
+    unrolled = video_ops.decode_and_crop_frames(jpegs, window)  # length 5 known: one op per frame
+    looped = tf.function(
+        video_ops.decode_and_crop_frames,
+        input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([4], tf.int32)],
+    )(jpegs, window)  # unknown length: the map_fn loop
+    assert unrolled.shape == looped.shape == (5, 20, 24, 3)
+    np.testing.assert_array_equal(unrolled, looped)
+    for i in (0, 4):  # each frame is its own JPEG's window, in order
+        full = tf.io.decode_jpeg(jpegs[i], channels=3, dct_method="INTEGER_FAST")
+        np.testing.assert_array_equal(unrolled[i], full[3:23, 5:29])

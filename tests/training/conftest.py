@@ -22,8 +22,7 @@ TINY_RUN = [
     "mixing.image_batch_size=16",
     "optimizer.warmup_steps=2",
     "eval.max_examples=40",
-    # demo.yaml compiles with XLA; for these few-step structural runs the compile would be most
-    # of the time, and the resume / multi-worker equalities were established without it.
+    # As demo.yaml: no whole-step XLA (the resume / multi-worker equalities are shown without it).
     "train.jit_compile=false",
     # Likewise the optimizer update's XLA compile (~4 s a run); tests/training/
     # test_fused_updates.py shows it trains like Keras' own update.
