@@ -24,7 +24,7 @@ TINY_RUN = [
     "eval.max_examples=40",
     # As demo.yaml: no whole-step XLA (the resume / multi-worker equalities are shown without it).
     "train.jit_compile=false",
-    # Likewise the optimizer update's XLA compile (~4 s a run); tests/training/
+    # Nor the optimizer update's XLA compile (~4 s a run); tests/training/
     # test_fused_updates.py shows it trains like Keras' own update.
     "optimizer.xla_update=false",
 ]
