@@ -152,6 +152,7 @@ def decode_and_crop_frames(
     `tf.io.decode_and_crop_jpeg` skips the pixels outside the window, much cheaper than a full
     decode followed by a crop.
     """
+
     def decode(jpeg):
         return tf.io.decode_and_crop_jpeg(jpeg, window, channels=3, dct_method=dct_method)
 
