@@ -11,6 +11,7 @@ module that touches a workdir file gets its path from `Workdir`, so renaming a f
     history.csv        per-epoch losses and metrics (`<head>_top1` ...), steps/s
     logs/              TensorBoard
     metrics.json       final per-dataset evaluation (`<head>/top1`, `<head>/top5`, ...)
+    metrics.png        its chart: accuracy against chance per dataset, the training curves
     eval_metrics.json  `python -m cover_tf.evaluate`'s metrics
     eval.png           `python -m cover_tf.evaluate`'s chart
     LOCK               the running job's claim on the workdir (owner host and pid)
@@ -30,6 +31,7 @@ MODEL = "model.keras"
 HISTORY = "history.csv"
 LOGS = "logs"
 METRICS = "metrics.json"
+METRICS_CHART = "metrics.png"
 EVAL_METRICS = "eval_metrics.json"
 EVAL_CHART = "eval.png"
 LOCK = "LOCK"
@@ -95,6 +97,10 @@ class Workdir:
     @property
     def metrics(self) -> str:
         return self.path(METRICS)
+
+    @property
+    def metrics_chart(self) -> str:
+        return self.path(METRICS_CHART)
 
     @property
     def eval_metrics(self) -> str:

@@ -1,16 +1,21 @@
 """Charts of a run: per-dataset test accuracy against chance, and the training curves.
 
-Drawn with matplotlib's Agg backend (no display needed), used by `python -m cover_tf.evaluate`.
+Drawn with matplotlib's Agg backend (no display needed): `python -m cover_tf.train` draws its
+final evaluation (`metrics.png`), `python -m cover_tf.evaluate` its own (`eval.png`). Files are
+read and written through `tf.io.gfile`, so a workdir may live on any filesystem training takes.
 """
 
 import csv
-import pathlib
+import io
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from cover_tf.training import storage  # noqa: E402
 
 
 def read_history(history_csv):
@@ -18,8 +23,8 @@ def read_history(history_csv):
 
     Rows repeated by a resumed run (CSVLogger appends) keep the last value of each epoch.
     """
-    with open(history_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    with tf.io.gfile.GFile(history_csv) as handle:
+        rows = list(csv.DictReader(io.StringIO(handle.read())))
     by_epoch = {}
     for row in rows:
         if row.get("epoch", "") != "":
@@ -48,7 +53,7 @@ def plot_evaluation(metrics, num_classes, history_csv=None, path="eval.png"):
     """
     heads = list(num_classes)
     history = None
-    if history_csv is not None and pathlib.Path(history_csv).is_file():
+    if history_csv is not None and tf.io.gfile.exists(str(history_csv)):
         history = read_history(history_csv)
         if not history.get("epoch"):
             history = None
@@ -58,10 +63,14 @@ def plot_evaluation(metrics, num_classes, history_csv=None, path="eval.png"):
     if history:
         _plot_history(axes[0, 1], history, heads)
     figure.tight_layout()
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=100)
     plt.close(figure)
+    path = str(path)
+    parent = path.rpartition("/")[0]
+    if parent:
+        tf.io.gfile.makedirs(parent)
+    storage.write_bytes(path, png.getvalue())
     return path
 
 

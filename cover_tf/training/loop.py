@@ -15,6 +15,7 @@ from cover_tf import workdir as workdir_layout
 from cover_tf.config import ConfigError
 from cover_tf.data import mixing, reader
 from cover_tf.training import backup, config_change, preflight, storage
+from cover_tf.training.charts import plot_evaluation
 from cover_tf.training.compile import compile_model
 from cover_tf.training.evaluation import evaluate_datasets
 from cover_tf.training.history import HistoryCSV, ModelCheckpoint
@@ -105,7 +106,14 @@ def run(config, workdir, verbose="auto", restart=False, allow_config_change=Fals
                 logging.warning("Accepted config changes: %s", ", ".join(changed))
         if restart:
             logging.warning("--restart: clearing the training state of %s", files.root)
-            for path in (files.backup, files.history, files.checkpoint, files.model, files.metrics):
+            for path in (
+                files.backup,
+                files.history,
+                files.checkpoint,
+                files.model,
+                files.metrics,
+                files.metrics_chart,
+            ):
                 storage.remove(path)
         storage.write_text(files.config, config_change.config_text(config))
         return _train(config, files, strategy, builders, verbose)
@@ -181,4 +189,6 @@ def _train(config, files, strategy, builders, verbose):
     metrics["train/epochs_resumed"] = done_epochs
     metrics["train/replicas"] = strategy.num_replicas_in_sync
     storage.write_text(files.metrics, json.dumps(metrics, indent=1, sort_keys=True))
+    num_classes = {cfg.name: cfg.num_classes for cfg in datasets}
+    plot_evaluation(metrics, num_classes, files.history, files.metrics_chart)
     return metrics

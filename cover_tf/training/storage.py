@@ -24,17 +24,26 @@ def read_text(path: str) -> str:
 
 def write_text(path: str, text: str) -> None:
     """Replaces `path` by `text` atomically (module docstring)."""
+    _replace(path, text, "w")
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Replaces `path` by `data` atomically (module docstring)."""
+    _replace(path, data, "wb")
+
+
+def _replace(path: str, content, mode: str) -> None:
     if is_local(path):
         partial = f"{path}.{uuid.uuid4().hex}.partial"
-        with open(partial, "w") as file:
-            file.write(text)
+        with open(partial, mode) as file:
+            file.write(content)
             file.flush()
             os.fsync(file.fileno())
         os.replace(partial, path)
     else:
         clear_for_writing(path)
-        with tf.io.gfile.GFile(path, "w") as file:
-            file.write(text)
+        with tf.io.gfile.GFile(path, mode) as file:
+            file.write(content)
 
 
 def clear_for_writing(path: str) -> None:

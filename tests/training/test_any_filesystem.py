@@ -40,7 +40,14 @@ def test_train_and_resume_on_ram_filesystem(synthetic_data_dir, tmp_path, monkey
     assert resumed["train/epochs_resumed"] == 2 and resumed["train/steps"] == 3
 
     files = workdir_layout.Workdir(root)
-    for path in (files.config, files.datasets, files.model, files.checkpoint, files.history):
+    for path in (
+        files.config,
+        files.datasets,
+        files.model,
+        files.checkpoint,
+        files.history,
+        files.metrics_chart,
+    ):
         assert tf.io.gfile.exists(path), path
     assert tf.io.gfile.glob(f"{files.logs}/train/events.out.tfevents.*")
     state = json.loads(tf.io.gfile.GFile(f"{files.backup}/state.json").read())

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import keras
+import matplotlib.image
 import pytest
 
 import cover_tf  # noqa: F401  (registers the Keras classes)
@@ -30,6 +31,9 @@ def test_train_writes_a_complete_workdir(tmp_path, synthetic_data_dir):
     assert [row["epoch"] for row in rows] == ["0", "1"]
     assert {"motion_top1", "images_loss", "steps_per_s"} <= set(rows[0])
     assert (workdir / "config.yaml").is_file() and any((workdir / "logs").iterdir())
+    # metrics.png: the accuracy panel and, beside it, the training curves (twice as wide).
+    height, width, _ = matplotlib.image.imread(workdir / "metrics.png").shape
+    assert width > 2 * height
 
 
 def test_bad_config_key_fails_before_training(tmp_path, synthetic_data_dir):
