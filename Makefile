@@ -14,21 +14,14 @@ export HF_HUB_OFFLINE := 1
 
 venv: $(RUNTIME_STAMP)
 
-# pip compiles every installed module to bytecode one file at a time (~45 s of the ~90 s the
-# runtime set takes on 2 cores); compileall does the same on every core. Like pip, it goes on
-# past the few files that are not Python 3 (templates shipped as .py).
-COMPILE := $(PY) -m compileall -q -j 0 $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") > /dev/null || true
-
 $(RUNTIME_STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q --no-compile -e .
-	$(COMPILE)
+	$(PY) -m pip install -q -e .
 	touch $@
 
 $(TEST_STAMP): $(RUNTIME_STAMP)
-	$(PY) -m pip install -q --no-compile -e '.[test]'
-	$(COMPILE)
+	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 demo: $(RUNTIME_STAMP)
