@@ -1,7 +1,8 @@
 """Workdir files on any `tf.io.gfile` filesystem (local disk, `gs://`, `ram://`, ...).
 
-Atomic steps are "write a new file, then switch a pointer": `write_text` replaces a small file
-(a pointer, a config) so that a reader sees the old or the new content, never a part:
+Atomic steps are "write a new file, then switch a pointer": `write_text` (`write_bytes`) replaces
+a small file (a pointer, a config, a chart) so that a reader sees the old or the new content,
+never a part:
 
 - local disk: write a sibling temp file, then `os.replace` (atomic on POSIX);
 - object stores (`gs://`, `s3://`): one upload of the whole object, which the store makes
