@@ -101,7 +101,7 @@ def _plot_accuracy(axis, metrics, num_classes, heads):
             part
             for part in (
                 f"K={num_classes[head]}",
-                f"{views} views" if views else "",
+                f"{views} view{'s' if views != 1 else ''}" if views else "",
                 f"n={count}" if count else "",
             )
             if part
