@@ -7,6 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed-test
+UV := uv==0.13.9
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export HF_HUB_OFFLINE := 1
 
@@ -14,10 +15,13 @@ export HF_HUB_OFFLINE := 1
 
 venv: $(RUNTIME_STAMP)
 
+# The runtime set goes in with uv (parallel downloads and bytecode compilation: ~50 s from an
+# empty cache on 2 cores, against ~90 s for pip; README "Set-up"). The test extras stay with pip,
+# which honours this machine's pip.conf (torch 2.13.0's CPU build is a file on its disk).
 $(RUNTIME_STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q --upgrade pip setuptools wheel $(UV)
+	$(PY) -m uv pip install --python $(PY) -q --compile-bytecode -e .
 	touch $@
 
 $(TEST_STAMP): $(RUNTIME_STAMP)
