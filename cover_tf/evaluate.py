@@ -10,21 +10,23 @@ softmax averaged over the views (the paper: 1 x 3). Views default to each datase
 `<head>/top1`, `<head>/top5`, `<head>/num_examples`, `<head>/views` to DIR/eval_metrics.json
 (or --out), prints them as one JSON line, and draws DIR/eval.png (or --chart): accuracy bars
 against chance and, when DIR/history.csv exists, the training curves. Exit status 2 when the
-workdir lacks config.yaml or model.keras or the config does not fit the model.
+workdir lacks config.yaml or model.keras or the config does not fit the model. Every file is read
+and written through `tf.io.gfile`, so DIR may be a `gs://` (or any gfile) URL, as in training.
 """
 
 import argparse
 import dataclasses
 import json
-import pathlib
 import sys
 
 import keras
+import tensorflow as tf
+import yaml
 
 import cover_tf  # noqa: F401  (registers the serialisable classes for load_model)
 from cover_tf import workdir as workdir_layout
 from cover_tf.config import ConfigError, load_config
-from cover_tf.training import prepare_datasets
+from cover_tf.training import prepare_datasets, storage
 from cover_tf.training.charts import plot_evaluation
 from cover_tf.training.evaluation import evaluate_dataset
 
@@ -74,13 +76,13 @@ def evaluate_workdir(workdir, checkpoint=None, clips=None, crops=None, split=Non
     of the config has no head of the same name in the model.
     """
     files = workdir_layout.Workdir(workdir)
-    config_path = pathlib.Path(files.config)
-    model_path = pathlib.Path(checkpoint or files.model)
-    if not config_path.is_file():
+    model_path = str(checkpoint or files.model)
+    if not tf.io.gfile.exists(files.config):
         raise FileNotFoundError(f"workdir {str(workdir)!r} has no {workdir_layout.CONFIG}")
-    if not model_path.is_file():
-        raise FileNotFoundError(f"no model file at {str(model_path)!r}")
-    config = load_config(config_path)
+    if not tf.io.gfile.exists(model_path):
+        raise FileNotFoundError(f"no model file at {model_path!r}")
+    # Through tf.io.gfile, like every workdir file: a gs:// (or ram://) workdir evaluates too.
+    config = load_config(base=yaml.safe_load(storage.read_text(files.config)))
     batch_size = options.get("batch_size") or config.eval.batch_size
     max_examples = options.get("max_examples") or config.eval.max_examples
 
@@ -91,12 +93,12 @@ def evaluate_workdir(workdir, checkpoint=None, clips=None, crops=None, split=Non
         heads = getattr(model, "head_classes", {})
         if cfg.name not in heads:
             raise ConfigError(
-                f"dataset {cfg.name!r} has no head in {str(model_path)!r}; heads: {sorted(heads)}"
+                f"dataset {cfg.name!r} has no head in {model_path!r}; heads: {sorted(heads)}"
             )
         if heads[cfg.name] != cfg.num_classes:
             raise ConfigError(
                 f"dataset {cfg.name!r} has {cfg.num_classes} classes but its head in "
-                f"{str(model_path)!r} has {heads[cfg.name]}"
+                f"{model_path!r} has {heads[cfg.name]}"
             )
     mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
     metrics = {}
@@ -122,12 +124,10 @@ def main(argv=None):
     except (ConfigError, FileNotFoundError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
-    out = pathlib.Path(args.out or files.eval_metrics)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(metrics, indent=1, sort_keys=True))
-    plot_evaluation(
-        metrics, num_classes, pathlib.Path(files.history), args.chart or files.eval_chart
-    )
+    out = str(args.out or files.eval_metrics)
+    storage.make_parent(out)
+    storage.write_text(out, json.dumps(metrics, indent=1, sort_keys=True))
+    plot_evaluation(metrics, num_classes, files.history, args.chart or files.eval_chart)
     print(json.dumps(metrics, sort_keys=True))
     return 0
 

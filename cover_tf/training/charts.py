@@ -67,9 +67,7 @@ def plot_evaluation(metrics, num_classes, history_csv=None, path="eval.png"):
     figure.savefig(png, format="png", dpi=100)
     plt.close(figure)
     path = str(path)
-    parent = path.rpartition("/")[0]
-    if parent:
-        tf.io.gfile.makedirs(parent)
+    storage.make_parent(path)
     storage.write_bytes(path, png.getvalue())
     return path
 

@@ -55,6 +55,13 @@ def clear_for_writing(path: str) -> None:
         tf.io.gfile.remove(path)
 
 
+def make_parent(path: str) -> None:
+    """Creates the folder `path` goes in (and its parents) if it does not exist."""
+    parent = str(path).rpartition("/")[0]
+    if parent:
+        tf.io.gfile.makedirs(parent)
+
+
 def save_model(model, path: str) -> None:
     """`model.save(path)` (Keras writes URLs through `tf.io.gfile` itself)."""
     clear_for_writing(path)

@@ -4,11 +4,14 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import matplotlib.image
 import pytest
+import tensorflow as tf
 
 from cover_tf import evaluate
+from cover_tf.workdir import Workdir
 from tests.training.conftest import REPO, run_train
 
 HEADS = ("appearance", "motion", "images")
@@ -70,6 +73,23 @@ def test_evaluate_defaults_to_the_config_views_and_the_workdir(tiny_workdir, cap
     # configs/demo.yaml evaluates 1 clip x 1 crop.
     assert {metrics[f"{head}/views"] for head in HEADS} == {1}
     assert matplotlib.image.imread(tiny_workdir / "eval.png").shape[0] > 200
+
+
+def test_evaluate_reads_and_writes_a_url_workdir(tiny_workdir, capsys):
+    """A workdir on a `tf.io.gfile` filesystem (TF's in-process `ram://` standing in for `gs://`,
+    which this machine cannot reach): config, model and history read from it, metrics and chart
+    written to it."""
+    local, remote = Workdir(str(tiny_workdir)), Workdir(f"ram://evaluate-{uuid.uuid4().hex}")
+    tf.io.gfile.makedirs(remote.root)
+    for name in ("config", "model", "history"):
+        tf.io.gfile.copy(getattr(local, name), getattr(remote, name))
+    assert evaluate.main(["--workdir", remote.root, "--max-examples", "8"]) == 0
+    with tf.io.gfile.GFile(remote.eval_metrics) as file:
+        metrics = json.load(file)
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == metrics
+    assert {metrics[f"{head}/num_examples"] for head in HEADS} == {8}
+    with tf.io.gfile.GFile(remote.eval_chart, "rb") as file:
+        assert file.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_missing_workdir_files_are_a_clear_error(tmp_path, capsys):
