@@ -334,11 +334,16 @@ def _child(node, key, where):
     return node[key]
 
 
-def load_config(path=None, overrides=(), base=None):
-    """The validated `ExperimentConfig` of a YAML file (or `base` mapping) plus `--set` overrides."""
+def load_config(path=None, overrides=(), base=None, text=None):
+    """The validated `ExperimentConfig` of a YAML file (or `base` mapping) plus `--set` overrides.
+
+    `text`: the file's YAML already read (e.g. through `tf.io.gfile` from a `gs://` workdir);
+    `path` then only names it in errors.
+    """
     data = dict(base or {})
-    if path is not None:
-        text = pathlib.Path(path).read_text()
+    if path is not None or text is not None:
+        if text is None:
+            text = pathlib.Path(path).read_text()
         loaded = yaml.safe_load(text) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of config sections")

@@ -21,7 +21,6 @@ import sys
 
 import keras
 import tensorflow as tf
-import yaml
 
 import cover_tf  # noqa: F401  (registers the serialisable classes for load_model)
 from cover_tf import workdir as workdir_layout
@@ -82,7 +81,7 @@ def evaluate_workdir(workdir, checkpoint=None, clips=None, crops=None, split=Non
     if not tf.io.gfile.exists(model_path):
         raise FileNotFoundError(f"no model file at {model_path!r}")
     # Through tf.io.gfile, like every workdir file: a gs:// (or ram://) workdir evaluates too.
-    config = load_config(base=yaml.safe_load(storage.read_text(files.config)))
+    config = load_config(files.config, text=storage.read_text(files.config))
     batch_size = options.get("batch_size") or config.eval.batch_size
     max_examples = options.get("max_examples") or config.eval.max_examples
 

@@ -98,3 +98,7 @@ def test_missing_workdir_files_are_a_clear_error(tmp_path, capsys):
     (tmp_path / "config.yaml").write_text("name: x\n")
     assert evaluate.main(["--workdir", str(tmp_path)]) == 2
     assert "no model file" in capsys.readouterr().err
+    (tmp_path / "model.keras").write_bytes(b"")
+    (tmp_path / "config.yaml").write_text("- not a mapping\n")
+    assert evaluate.main(["--workdir", str(tmp_path)]) == 2
+    assert "config.yaml: the top level must be a mapping" in capsys.readouterr().err
