@@ -23,8 +23,7 @@ def read_history(history_csv):
 
     Rows repeated by a resumed run (CSVLogger appends) keep the last value of each epoch.
     """
-    with tf.io.gfile.GFile(history_csv) as handle:
-        rows = list(csv.DictReader(io.StringIO(handle.read())))
+    rows = list(csv.DictReader(io.StringIO(storage.read_text(str(history_csv)))))
     by_epoch = {}
     for row in rows:
         if row.get("epoch", "") != "":
