@@ -38,6 +38,8 @@ class ModelConfig:
     time embedding and temporal_fc start random, for training from scratch).
     `tubelet_size`: frames each patch token sees (1: TimeSformer's frame-wise patches; 2: each
     token also sees the next frame, a motion cue at the embedding; see `PatchEmbedding`).
+    `tubelet_stride`: frames between consecutive tokens' windows along time (1: a token per
+    frame; 2: every other frame's window, half the tokens along time).
     """
 
     variant: str | None = "Ti/16"
@@ -60,6 +62,7 @@ class ModelConfig:
     remat: bool = False
     temporal_init: str = "zeros"
     tubelet_size: int = 1
+    tubelet_stride: int = 1
     init_checkpoint: str | None = None
     init_heads: bool = True
 
@@ -215,6 +218,8 @@ def _validate_model(model, datasets):
         )
     if model.tubelet_size < 1:
         raise ConfigError(f"model.tubelet_size must be >= 1, got {model.tubelet_size}")
+    if model.tubelet_stride < 1:
+        raise ConfigError(f"model.tubelet_stride must be >= 1, got {model.tubelet_stride}")
     if model.remat and (model.dropout_rate or model.attention_dropout_rate):
         raise ConfigError(
             "model.remat cannot replay dropout masks: set model.dropout_rate and "

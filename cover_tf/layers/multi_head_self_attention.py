@@ -91,6 +91,27 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         context = ops.reshape(context, (batch, length, width))
         return self.output_dropout(self.proj(context), training=training)
 
+    def single_key_map(self, training=None, check_only=False):
+        """`(kernel [D, D], bias [D])`, in the variables' dtype, of the linear map this layer is
+        over a sequence of one token (S = 1: the softmax over one score is 1, so the output is the
+        value projection followed by the output projection), or None where that does not hold:
+        dropout active in training, or a projection that runs Keras' own `call` (LoRA,
+        quantisation). Temporal attention over a 1-frame image is such a sequence. With
+        `check_only`: True or None, without computing the map."""
+        active_dropout = training and (self.attention_dropout_rate or self.dropout_rate)
+        if active_dropout or not (self.qkv.runs_own_kernel and self.proj.runs_own_kernel):
+            return None
+        if check_only:
+            return True
+        width = self.proj.kernel.shape[0]
+        value_kernel = ops.split(self.qkv.kernel, [2 * width], axis=1)[1]
+        kernel = ops.matmul(value_kernel, self.proj.kernel)
+        bias = self.proj.bias
+        if self.qkv.bias is not None:
+            value_bias = ops.split(self.qkv.bias, [2 * width])[1]
+            bias = bias + ops.squeeze(ops.matmul(value_bias[None], self.proj.kernel), 0)
+        return kernel, bias
+
     def compute_output_shape(self, input_shape):
         return input_shape
 

@@ -23,8 +23,12 @@ class PatchEmbedding(keras.layers.Layer):
     zero differences, so only slice c acts on it, and a frame-wise kernel put in slice c (the
     others zero) gives back the frame-wise model exactly.
 
+    With `tubelet_stride` s > 1 only every s-th frame's window is embedded (frames 0, s, 2s,
+    ...): ceil(T / s) tokens along time, each still seeing its k consecutive frames (windows
+    that do not overlap when s = k, as ViViT's tubelets), s times fewer tokens along time.
+
     A learned CLS token and a learned spatial position embedding (N + 1 tokens for the
-    configured `image_size`) are added; a learned time embedding (`num_frames` steps,
+    configured `image_size`) are added; a learned time embedding (ceil(`num_frames` / s) steps,
     zero-initialised) is added to the patch tokens only. T and the patch grid are read from the
     input: when they differ from the configured ones, the position embedding is resized by 2-D
     bilinear interpolation and the time embedding by 1-D linear interpolation (both exact
@@ -39,9 +43,11 @@ class PatchEmbedding(keras.layers.Layer):
         dropout_rate: float, dropout on the embedded tokens. Default 0.
         tubelet_size: int, frames each patch token sees (1: frame-wise, the reference's).
             Default 1.
+        tubelet_stride: int, frames between the windows of consecutive tokens along time.
+            Default 1 (one token per frame).
 
-    Input: frames `[B, T, H, W, C]`. Output: `(cls_tokens [B, 1, D], patch_tokens [B, T, N, D])`
-    with N = (H // P) * (W // P), patches in row-major order.
+    Input: frames `[B, T, H, W, C]`. Output: `(cls_tokens [B, 1, D], patch_tokens [B, T', N, D])`
+    with T' = ceil(T / `tubelet_stride`), N = (H // P) * (W // P), patches in row-major order.
     """
 
     def __init__(
@@ -53,6 +59,7 @@ class PatchEmbedding(keras.layers.Layer):
         use_time_embedding=True,
         dropout_rate=0.0,
         tubelet_size=1,
+        tubelet_stride=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -64,6 +71,8 @@ class PatchEmbedding(keras.layers.Layer):
             raise ValueError(f"num_frames must be >= 1, got num_frames={num_frames!r}")
         if not isinstance(tubelet_size, int) or tubelet_size < 1:
             raise ValueError(f"tubelet_size must be an int >= 1, got {tubelet_size!r}")
+        if not isinstance(tubelet_stride, int) or tubelet_stride < 1:
+            raise ValueError(f"tubelet_stride must be an int >= 1, got {tubelet_stride!r}")
         self.hidden_size = hidden_size
         self.patch_size = patch_size
         self.image_size = image_size
@@ -71,6 +80,8 @@ class PatchEmbedding(keras.layers.Layer):
         self.use_time_embedding = use_time_embedding
         self.dropout_rate = dropout_rate
         self.tubelet_size = tubelet_size
+        self.tubelet_stride = tubelet_stride
+        self.time_steps = self.tokens_along_time(num_frames)
         self.grid_size = image_size // patch_size
         # The projection's weight owner (kernel [P, P, C, D], or [k, P, P, C, D] for tubelets):
         # `_project` computes it as one matmul and never calls the layer.
@@ -79,7 +90,7 @@ class PatchEmbedding(keras.layers.Layer):
             conv = keras.layers.Conv3D
             kernel_size, strides = (
                 (tubelet_size, patch_size, patch_size),
-                (1, patch_size, patch_size),
+                (tubelet_stride, patch_size, patch_size),
             )
         self.projection = conv(
             hidden_size,
@@ -108,7 +119,7 @@ class PatchEmbedding(keras.layers.Layer):
         self.time_embedding = None
         if self.use_time_embedding:
             self.time_embedding = self.add_weight(
-                shape=(1, self.num_frames, self.hidden_size),
+                shape=(1, self.time_steps, self.hidden_size),
                 initializer="zeros",
                 name="time_embedding",
             )
@@ -123,13 +134,17 @@ class PatchEmbedding(keras.layers.Layer):
         grid = ops.cast(grid, patch_pos.dtype)
         return ops.reshape(grid, (1, 1, -1, self.hidden_size))
 
-    def resized_time_embedding(self, frames):
-        """Time embedding `[1, T, 1, D]` for a clip of `frames` frames."""
-        if isinstance(frames, int) and frames == self.num_frames:
+    def tokens_along_time(self, frames):
+        """Tokens along time of a clip of `frames` frames (an int or a scalar tensor)."""
+        return (frames + self.tubelet_stride - 1) // self.tubelet_stride
+
+    def resized_time_embedding(self, steps):
+        """Time embedding `[1, T', 1, D]` for `steps` tokens along time."""
+        if isinstance(steps, int) and steps == self.time_steps:
             return self.time_embedding[:, :, None]
-        steps = self.time_embedding[:, :, None]  # [1, T0, 1, D]: time as image height
-        steps = resize_bilinear(steps, frames, 1)
-        return ops.cast(steps, self.time_embedding.dtype)
+        embedding = self.time_embedding[:, :, None]  # [1, T0, 1, D]: time as image height
+        embedding = resize_bilinear(embedding, steps, 1)
+        return ops.cast(embedding, self.time_embedding.dtype)
 
     def call(self, frames, training=None):
         shape = ops.shape(frames)
@@ -139,13 +154,12 @@ class PatchEmbedding(keras.layers.Layer):
             self._grid(frames.shape[2], shape[2]),
             self._grid(frames.shape[3], shape[3]),
         )
+        steps = self.tokens_along_time(num_frames if static_frames is None else static_frames)
         patches = self._project(frames, grid_height, grid_width)
-        patches = ops.reshape(patches, (batch, num_frames, -1, self.hidden_size))
+        patches = ops.reshape(patches, (batch, steps, -1, self.hidden_size))
         patches = patches + self.resized_position_embedding(grid_height, grid_width)
         if self.use_time_embedding:
-            patches = patches + self.resized_time_embedding(
-                static_frames if static_frames is not None else num_frames
-            )
+            patches = patches + self.resized_time_embedding(steps)
         cls_tokens = ops.broadcast_to(
             self.cls_token + self.position_embedding[:, :1], (batch, 1, self.hidden_size)
         )
@@ -160,14 +174,16 @@ class PatchEmbedding(keras.layers.Layer):
 
     def _project(self, frames, grid_height, grid_width):
         """`projection` (a stride-`patch_size` convolution, pixels past the last whole patch
-        dropped) computed as one matmul over the flattened patches `[B*T*h*w, k*p*p*C]`: the
-        same weights and values as calling the convolution, and a backward pass of one matmul
-        (oneDNN's convolution filter gradient took 8-9% of the tiny benchmark config's training
-        step)."""
+        dropped; every `tubelet_stride`-th frame's window) computed as one matmul over the
+        flattened patches `[B*T'*h*w, k*p*p*C]`: the same weights and values as calling the
+        convolution, and a backward pass of one matmul (oneDNN's convolution filter gradient
+        took 8-9% of the tiny benchmark config's training step)."""
         size, channels, tubelet = self.patch_size, frames.shape[-1], self.tubelet_size
         pixels = frames[:, :, : grid_height * size, : grid_width * size]
         if tubelet > 1:
             pixels = self._difference_windows(pixels)
+        if self.tubelet_stride > 1:
+            pixels = pixels[:, :: self.tubelet_stride]
         pixels = ops.reshape(pixels, (-1, tubelet, grid_height, size, grid_width, size, channels))
         pixels = ops.transpose(pixels, (0, 2, 4, 1, 3, 5, 6))
         pixels = ops.reshape(pixels, (-1, tubelet * size * size * channels))
@@ -193,7 +209,8 @@ class PatchEmbedding(keras.layers.Layer):
         patches = None
         if height is not None and width is not None:
             patches = (height // self.patch_size) * (width // self.patch_size)
-        return (batch, 1, self.hidden_size), (batch, frames, patches, self.hidden_size)
+        steps = None if frames is None else self.tokens_along_time(frames)
+        return (batch, 1, self.hidden_size), (batch, steps, patches, self.hidden_size)
 
     def get_config(self):
         config = super().get_config()
@@ -206,6 +223,7 @@ class PatchEmbedding(keras.layers.Layer):
                 "use_time_embedding": self.use_time_embedding,
                 "dropout_rate": self.dropout_rate,
                 "tubelet_size": self.tubelet_size,
+                "tubelet_stride": self.tubelet_stride,
             }
         )
         return config

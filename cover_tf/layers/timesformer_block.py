@@ -10,7 +10,7 @@ import dataclasses
 import keras
 from keras import ops
 
-from cover_tf.layers.backend_ops import fold_in, split_leading
+from cover_tf.layers.backend_ops import dense, fold_in, split_leading
 from cover_tf.layers.drop_path import DropPath
 from cover_tf.layers.multi_head_self_attention import MultiHeadSelfAttention
 from cover_tf.layers.token_layers import TokenDense, TokenLayerNorm
@@ -234,7 +234,29 @@ class TimeSformerBlock(keras.layers.Layer):
         )
 
     def _temporal(self, patch_tokens, training, seed=None):
-        """Temporal attention over the T tokens of each patch position: `[B, T, N, D]`."""
+        """The temporal branch with its residual: `[B, T, N, D]` -> `[B, T, N, D]`.
+
+        On one frame (T == 1 in the static shape: an image) attention over a single key is a
+        linear map, so the branch value -> output projection -> drop path -> `temporal_fc` after
+        the LayerNorm is computed as one D x D matrix product of the tokens (the product of the
+        three kernels, formed per step from the same variables, so gradients reach each of
+        them): the same function, without query, key, softmax or transposes. Elsewhere (T > 1,
+        T unknown until the graph runs, or dropout active in training) attention runs: a `cond`
+        on T in the training step Keras traces once for the mixed stream's videos and images
+        cost the video batches what it saved the image batches (README, "Speed").
+        """
+        if (
+            patch_tokens.shape[1] == 1
+            and self.temporal_fc.runs_own_kernel
+            and self.temporal_attention.single_key_map(training, check_only=True)
+        ):
+            normed = self.temporal_norm(patch_tokens)
+            return patch_tokens + self._single_frame_residual(normed, training, seed)
+        return patch_tokens + self._attention_residual(patch_tokens, training, seed)
+
+    def _attention_residual(self, patch_tokens, training, seed):
+        """Temporal attention over the T tokens of each patch position (LayerNorm, attention,
+        drop path, `temporal_fc`): the residual `[B, T, N, D]` of `[B, T, N, D]` tokens."""
         shape = ops.shape(patch_tokens)
         batch, frames, patches, width = shape[0], shape[1], shape[2], patch_tokens.shape[-1]
         tokens = ops.reshape(
@@ -243,7 +265,19 @@ class TimeSformerBlock(keras.layers.Layer):
         residual = self.temporal_attention(self.temporal_norm(tokens), training=training)
         residual = ops.reshape(residual, (batch, patches, frames, width))
         residual = self.temporal_fc(self.drop_path(residual, training=training, seed=seed))
-        return patch_tokens + ops.transpose(residual, (0, 2, 1, 3))
+        return ops.transpose(residual, (0, 2, 1, 3))
+
+    def _single_frame_residual(self, normed, training, seed):
+        """`_attention_residual` of `[B, 1, N, D]` tokens (given LayerNorm'd), as the linear
+        map it is there."""
+        kernel, bias = self.temporal_attention.single_key_map(training)
+        fc_kernel = self.temporal_fc.kernel
+        kernel = ops.cast(ops.matmul(kernel, fc_kernel), self.compute_dtype)
+        bias = ops.cast(ops.squeeze(ops.matmul(bias[None], fc_kernel), 0), self.compute_dtype)
+        residual = dense(normed, kernel, bias)
+        # The drop path sits between the projection and temporal_fc, whose bias it does not scale.
+        residual = self.drop_path(residual, training=training, seed=seed)
+        return residual + ops.cast(self.temporal_fc.bias, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

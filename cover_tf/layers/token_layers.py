@@ -17,8 +17,14 @@ from cover_tf.layers.backend_ops import dense, gelu, layer_norm
 class TokenDense(keras.layers.Dense):
     """`keras.layers.Dense` over the last axis of `[..., D]`, exact GELU run by `backend_ops.gelu`."""
 
+    @property
+    def runs_own_kernel(self):
+        """Whether `call` runs `backend_ops.dense` on `kernel` (not Keras' LoRA or quantised
+        `call`): the layer is then exactly `inputs @ kernel + bias` and its activation."""
+        return not self.lora_enabled and self.quantization_mode is None
+
     def call(self, inputs, training=None):
-        if self.lora_enabled or self.quantization_mode is not None:
+        if not self.runs_own_kernel:
             return super().call(inputs, training=training)
         kernel = ops.cast(self.kernel, self.compute_dtype)
         bias = None if self.bias is None else ops.cast(self.bias, self.compute_dtype)

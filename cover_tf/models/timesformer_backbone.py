@@ -67,6 +67,9 @@ class TimeSformerBackbone(keras.Model):
             TimeSformer's frame-wise embedding; k > 1 embeds a window of k frames per token
             (time stride 1, edge frames repeated, in difference form), which gives the tokens a
             motion cue before any attention. Image checkpoints fill the kernel's central frame slice.
+        tubelet_stride: int, frames between consecutive tokens' windows along time
+            (`PatchEmbedding`): 1 (default) keeps a token per frame; s > 1 embeds every s-th
+            frame's window, ceil(T / s) tokens along time.
 
     Input: float frames `[B, T, H, W, 3]`, normalized. Output: pooled features `[B, hidden_size]`.
     """
@@ -93,6 +96,7 @@ class TimeSformerBackbone(keras.Model):
         remat=False,
         temporal_init="zeros",
         tubelet_size=1,
+        tubelet_stride=1,
         **kwargs,
     ):
         kwargs.setdefault("name", "timesformer")
@@ -148,6 +152,7 @@ class TimeSformerBackbone(keras.Model):
         self.remat = bool(remat)
         self.temporal_init = temporal_init
         self.tubelet_size = tubelet_size
+        self.tubelet_stride = tubelet_stride
 
         self.patch_embedding = PatchEmbedding(
             self.hidden_size,
@@ -157,6 +162,7 @@ class TimeSformerBackbone(keras.Model):
             use_time_embedding=spec.time_embedding,
             dropout_rate=dropout_rate,
             tubelet_size=tubelet_size,
+            tubelet_stride=tubelet_stride,
             dtype=self.dtype_policy,
             name="patch_embedding",
         )
@@ -211,7 +217,8 @@ class TimeSformerBackbone(keras.Model):
         for variable in variables:
             variable.assign(init(variable.shape, dtype=variable.dtype))
         if time_embedding is not None and kind == "sinusoidal":
-            time_embedding.assign(sinusoidal_time_embedding(self.num_frames, self.hidden_size))
+            steps = self.patch_embedding.time_steps
+            time_embedding.assign(sinusoidal_time_embedding(steps, self.hidden_size))
 
     def call(self, frames, training=None):
         cls_tokens, patch_tokens = self.patch_embedding(frames, training=training)
@@ -276,4 +283,5 @@ class TimeSformerBackbone(keras.Model):
             "remat": self.remat,
             "temporal_init": self.temporal_init,
             "tubelet_size": self.tubelet_size,
+            "tubelet_stride": self.tubelet_stride,
         }

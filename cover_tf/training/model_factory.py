@@ -38,6 +38,7 @@ def build_model(model_config, heads, dtype=None):
         remat=model_config.remat,
         temporal_init=model_config.temporal_init,
         tubelet_size=model_config.tubelet_size,
+        tubelet_stride=model_config.tubelet_stride,
         dtype=dtype,
     )
     if model_config.init_checkpoint:

@@ -192,6 +192,70 @@ def gradients(model, frames):
     return step(frames)
 
 
+def attention_over_time(block, tokens, training, seed):
+    """The temporal branch as attention computes it, whatever T (the reference)."""
+    return tokens + block._attention_residual(tokens, training, seed)
+
+
+def temporal_branch(branch, tokens, variables, training, seed, frames=None):
+    """(output, gradients of sum(output * weights) w.r.t. tokens and `variables`, op types of
+    the traced graph) of `branch(tokens, training, seed)`, traced with `frames` static frames."""
+    weights = tf.constant(np.random.default_rng(1).normal(size=tokens.shape).astype("float32"))
+    spec = tf.TensorSpec((None, frames, *tokens.shape[2:]), tf.float32)
+
+    @tf.function(input_signature=[spec])
+    def run(tokens):
+        with tf.GradientTape() as tape:
+            tape.watch(tokens)
+            outputs = branch(tokens, training, seed)
+            loss = tf.reduce_sum(outputs * weights)
+        return outputs, tape.gradient(loss, [tokens, *variables])
+
+    graph_ops = {op.type for op in run.get_concrete_function().graph.get_operations()}
+    outputs, grads = run(tokens)
+    return outputs.numpy(), [None if g is None else g.numpy() for g in grads], graph_ops
+
+
+@pytest.mark.parametrize("qkv_bias", [True, False])
+def test_temporal_branch_on_one_frame_is_attention_over_one_key(qkv_bias):
+    """On an image (T = 1) the temporal branch runs as one matrix product (no softmax), with the
+    outputs and gradients of attention over a single key, drop path included; where T is only
+    known at run time (the mixed stream's one training graph), attention runs."""
+    block = TimeSformerBlock(32, 4, 64, drop_path_rate=0.5, qkv_bias=qkv_bias)
+    block.build(None)
+    rng = np.random.default_rng(0)
+    for variable in block.trainable_variables:  # temporal_fc and every bias non-zero
+        variable.assign(rng.normal(scale=0.3, size=variable.shape).astype("float32"))
+    variables = block.trainable_variables
+    seed = tf.constant([3, 4])
+    outputs = {}
+    for frames, static, training in [(1, 1, True), (1, 1, False), (1, None, True), (3, None, True)]:
+        tokens = tf.constant(rng.normal(size=(6, frames, 5, 32)).astype("float32"))
+        fast, fast_grads, fast_ops = temporal_branch(
+            block._temporal, tokens, variables, training, seed, static
+        )
+        slow, slow_grads, slow_ops = temporal_branch(
+            lambda *args: attention_over_time(block, *args), tokens, variables, training, seed
+        )
+        assert "Softmax" in slow_ops
+        assert ("Softmax" in fast_ops) == (static is None)
+        np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+        for a, b, variable in zip(fast_grads, slow_grads, [None, *variables], strict=True):
+            name = "tokens" if variable is None else variable.path
+            if b is None:  # the spatial branch and the MLP are not on this path
+                assert a is None, name
+            else:
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=name)
+        outputs[frames, static, training] = (tokens, fast)
+    tokens, trained = outputs[1, 1, True]
+    assert not np.allclose(trained, block._temporal(tokens, False, seed))  # drop path acted
+    # Dropout active in training takes attention, even on one frame.
+    dropout = TimeSformerBlock(32, 4, 64, dropout_rate=0.1)
+    dropout.build(None)
+    args = (tokens, dropout.trainable_variables, True, seed, 1)
+    assert "Softmax" in temporal_branch(dropout._temporal, *args)[2]
+
+
 @pytest.mark.parametrize("attention_type", ["divided_space_time", "joint_space_time"])
 def test_remat_gives_the_same_gradients_with_drop_path(attention_type):
     """Rematerialised blocks recompute their forward pass, drop path masks included."""
@@ -326,3 +390,41 @@ def test_tubelet_size_round_trips_and_rejects_bad_values(tmp_path):
         )
     with pytest.raises(ValueError, match="tubelet_size must be an int >= 1"):
         tiny_model(tubelet_size=0)
+
+
+@pytest.mark.parametrize("tubelet_size", [1, 2])
+def test_tubelet_stride_embeds_every_strided_frames_window(tubelet_size):
+    """Stride s keeps the windows of frames 0, s, 2s, ...: the stride-1 tokens of those frames
+    (time embeddings aside), ceil(T / s) of them; the time embedding has ceil(num_frames / s)
+    steps."""
+    dense = PatchEmbedding(16, 8, 32, num_frames=8, tubelet_size=tubelet_size)
+    strided = PatchEmbedding(16, 8, 32, num_frames=8, tubelet_size=tubelet_size, tubelet_stride=2)
+    for embedding in (dense, strided):
+        embedding.build((None, None, None, None, 3))
+    strided.set_weights(
+        [np.zeros((1, 4, 16)) if w.shape == (1, 8, 16) else w for w in dense.get_weights()]
+    )
+    assert tuple(strided.time_embedding.shape) == (1, 4, 16)
+    for frames in (8, 5, 1):
+        video = clip(frames=frames)
+        expected = dense(video)[1].numpy()[:, ::2]
+        _, patches = strided(video)
+        assert patches.shape[1] == -(-frames // 2)
+        np.testing.assert_allclose(patches.numpy(), expected, rtol=1e-5, atol=1e-5)
+        assert strided.compute_output_shape(video.shape)[1][1] == patches.shape[1]
+
+
+def test_tubelet_stride_model_round_trips_and_rejects_bad_values(tmp_path):
+    model = tiny_model(tubelet_size=2, tubelet_stride=2, num_frames=8, temporal_init="sinusoidal")
+    time_embedding = model.backbone.patch_embedding.time_embedding.numpy()
+    np.testing.assert_allclose(time_embedding, sinusoidal_time_embedding(4, 32), atol=1e-6)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    assert loaded.backbone.tubelet_stride == 2
+    for frames in (1, 4, 8):
+        np.testing.assert_array_equal(
+            loaded(clip(frames=frames))["motion"], model(clip(frames=frames))["motion"]
+        )
+    with pytest.raises(ValueError, match="tubelet_stride must be an int >= 1"):
+        tiny_model(tubelet_stride=0)
