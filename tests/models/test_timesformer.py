@@ -426,5 +426,14 @@ def test_tubelet_stride_model_round_trips_and_rejects_bad_values(tmp_path):
         np.testing.assert_array_equal(
             loaded(clip(frames=frames))["motion"], model(clip(frames=frames))["motion"]
         )
+    # Initialising from a model with a token per frame resizes its 8 time steps to 4.
+    from cover_tf.models.checkpoints.weights import load_backbone_from_model
+
+    source = tiny_model(tubelet_size=2, num_frames=8, temporal_init="normal")
+    load_backbone_from_model(model, source)
+    loaded_time = model.backbone.patch_embedding.time_embedding.numpy()
+    source_time = source.backbone.patch_embedding.time_embedding.numpy()
+    assert loaded_time.shape == (1, 4, 32)
+    np.testing.assert_allclose(loaded_time.mean(axis=1), source_time.mean(axis=1), atol=1e-5)
     with pytest.raises(ValueError, match="tubelet_stride must be an int >= 1"):
         tiny_model(tubelet_stride=0)

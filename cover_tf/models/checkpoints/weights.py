@@ -114,7 +114,9 @@ def load_backbone_from_model(model, source, heads=True):
         canonical["pos"], backbone.image_size // backbone.patch_size
     )
     if "time" in canonical and backbone.patch_embedding.time_embedding is not None:
-        canonical["time"] = resize_time_embedding(canonical["time"], backbone.num_frames)
+        canonical["time"] = resize_time_embedding(
+            canonical["time"], backbone.patch_embedding.time_steps
+        )
     assign_backbone_weights(backbone, canonical, allow_missing=())
     loaded = []
     for name, head in model.heads.items():
