@@ -91,25 +91,23 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         context = ops.reshape(context, (batch, length, width))
         return self.output_dropout(self.proj(context), training=training)
 
-    def single_key_map(self, training=None, check_only=False):
-        """`(kernel [D, D], bias [D])`, in the variables' dtype, of the linear map this layer is
-        over a sequence of one token (S = 1: the softmax over one score is 1, so the output is the
-        value projection followed by the output projection), or None where that does not hold:
-        dropout active in training, or a projection that runs Keras' own `call` (LoRA,
-        quantisation). Temporal attention over a 1-frame image is such a sequence. With
-        `check_only`: True or None, without computing the map."""
+    def is_linear_on_one_token(self, training=None):
+        """Whether the layer over a sequence of one token (S = 1) is the linear map of
+        `single_key_map`: the softmax over one score is 1, so the output is the value projection
+        followed by the output projection, unless dropout is active in training or a projection
+        runs Keras' own `call` (LoRA, quantisation). Temporal attention over a 1-frame image is
+        such a sequence."""
         active_dropout = training and (self.attention_dropout_rate or self.dropout_rate)
-        if active_dropout or not (self.qkv.runs_own_kernel and self.proj.runs_own_kernel):
-            return None
-        if check_only:
-            return True
+        return not active_dropout and self.qkv.runs_own_kernel and self.proj.runs_own_kernel
+
+    def single_key_map(self):
+        """`(kernel [D, D], bias [D])` of that map, in the variables' dtype."""
         width = self.proj.kernel.shape[0]
         value_kernel = ops.split(self.qkv.kernel, [2 * width], axis=1)[1]
         kernel = ops.matmul(value_kernel, self.proj.kernel)
         bias = self.proj.bias
         if self.qkv.bias is not None:
-            value_bias = ops.split(self.qkv.bias, [2 * width])[1]
-            bias = bias + ops.squeeze(ops.matmul(value_bias[None], self.proj.kernel), 0)
+            bias = bias + ops.matmul(ops.split(self.qkv.bias, [2 * width])[1], self.proj.kernel)
         return kernel, bias
 
     def compute_output_shape(self, input_shape):

@@ -81,7 +81,6 @@ class PatchEmbedding(keras.layers.Layer):
         self.dropout_rate = dropout_rate
         self.tubelet_size = tubelet_size
         self.tubelet_stride = tubelet_stride
-        self.time_steps = self.tokens_along_time(num_frames)
         self.grid_size = image_size // patch_size
         # The projection's weight owner (kernel [P, P, C, D], or [k, P, P, C, D] for tubelets):
         # `_project` computes it as one matmul and never calls the layer.
@@ -133,6 +132,11 @@ class PatchEmbedding(keras.layers.Layer):
         grid = resize_bilinear(grid, grid_height, grid_width)
         grid = ops.cast(grid, patch_pos.dtype)
         return ops.reshape(grid, (1, 1, -1, self.hidden_size))
+
+    @property
+    def time_steps(self):
+        """Steps of the time embedding: tokens along time of a `num_frames` clip."""
+        return self.tokens_along_time(self.num_frames)
 
     def tokens_along_time(self, frames):
         """Tokens along time of a clip of `frames` frames (an int or a scalar tensor)."""

@@ -248,7 +248,7 @@ class TimeSformerBlock(keras.layers.Layer):
         if (
             patch_tokens.shape[1] == 1
             and self.temporal_fc.runs_own_kernel
-            and self.temporal_attention.single_key_map(training, check_only=True)
+            and self.temporal_attention.is_linear_on_one_token(training)
         ):
             normed = self.temporal_norm(patch_tokens)
             return patch_tokens + self._single_frame_residual(normed, training, seed)
@@ -270,10 +270,10 @@ class TimeSformerBlock(keras.layers.Layer):
     def _single_frame_residual(self, normed, training, seed):
         """`_attention_residual` of `[B, 1, N, D]` tokens (given LayerNorm'd), as the linear
         map it is there."""
-        kernel, bias = self.temporal_attention.single_key_map(training)
+        kernel, bias = self.temporal_attention.single_key_map()
         fc_kernel = self.temporal_fc.kernel
         kernel = ops.cast(ops.matmul(kernel, fc_kernel), self.compute_dtype)
-        bias = ops.cast(ops.squeeze(ops.matmul(bias[None], fc_kernel), 0), self.compute_dtype)
+        bias = ops.cast(ops.matmul(bias, fc_kernel), self.compute_dtype)
         residual = dense(normed, kernel, bias)
         # The drop path sits between the projection and temporal_fc, whose bias it does not scale.
         residual = self.drop_path(residual, training=training, seed=seed)
