@@ -8,9 +8,15 @@ these figures come from are noisy VMs: only interleaved comparisons hold). One J
 round, then one with the median ratio per mode; the first line names the machine.
 
     python benchmarks/single_frame.py [--config configs/demo.yaml] [--batch 64] [--rounds 5]
+    python benchmarks/single_frame.py --mixed [--rounds 25] [--calls 40]
 
 "train" is a forward and backward pass (gradients of every trainable variable, no optimizer
-update); "infer" a forward pass in inference mode. Timings are never asserted by tests.
+update); "infer" a forward pass in inference mode. `--mixed` times whole training steps of
+Keras `fit` (its own train function: forward, backward, update, metrics) on the config's mixed
+stream, its first `--batches` batches cached in memory so that the input pipeline is out of the
+comparison: Keras' stock `train_step` (one trace for images and clips: the images' temporal
+branch as attention) against the trainer's (one-frame batches on their own trace: the product);
+wall and process CPU milliseconds per step. Timings are never asserted by tests.
 """
 
 import argparse
@@ -20,6 +26,7 @@ import platform
 import statistics
 import sys
 import time
+import types
 
 import keras
 import numpy as np
@@ -64,12 +71,70 @@ def timed(function, calls):
     return 1000 * (time.perf_counter() - start) / calls
 
 
+def mixed_rounds(config, rounds, calls, num_batches):
+    """JSON rows of whole `fit` training steps, Keras' stock step against the trainer's, and the
+    median ratios (see the module docstring)."""
+    from cover_tf.data import mixing
+    from cover_tf.training.compile import compile_model
+    from cover_tf.training.loop import prepare_datasets
+
+    datasets, _ = prepare_datasets(config)
+    heads = {cfg.name: cfg.num_classes for cfg in datasets}
+    stream = mixing.train_dataset(
+        datasets,
+        config.mixing,
+        config.model.pixel_mean,
+        config.model.pixel_std,
+        steps_per_epoch=config.train.steps_per_epoch,
+    )
+    cached = stream.take(num_batches).cache()
+    for _ in cached:  # fills the cache
+        pass
+    variants = {}
+    for name in ("trainer", "stock"):
+        keras.utils.set_random_seed(0)
+        model = build_model(config.model, heads)
+        compile_model(model, config.optimizer, config.train.steps)
+        if name == "stock":
+            model.train_step = types.MethodType(
+                lambda self, data: type(self).train_step(self, data), model
+            )
+        iterator = iter(cached.repeat())
+        start = time.perf_counter()
+        model.make_train_function()
+        function = model.train_function
+        float(function(iterator)["loss"])
+        first_s = time.perf_counter() - start
+        for _ in range(10):
+            function(iterator)
+        variants[name] = (function, iterator)
+        print(json.dumps({"variant": name, "first_step_s": round(first_s, 2)}), flush=True)
+    ratios = {"wall": [], "cpu": []}
+    for index in range(rounds):
+        row = {"round": index, "steps": calls}
+        for name, (function, iterator) in variants.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(calls):
+                logs = function(iterator)
+            float(logs["loss"])
+            row[f"step_ms/{name}"] = round(1000 * (time.perf_counter() - wall) / calls, 1)
+            row[f"step_cpu_ms/{name}"] = round(1000 * (time.process_time() - cpu) / calls, 1)
+        ratios["wall"].append(row["step_ms/trainer"] / row["step_ms/stock"])
+        ratios["cpu"].append(row["step_cpu_ms/trainer"] / row["step_cpu_ms/stock"])
+        print(json.dumps(row), flush=True)
+    summary = {f"{kind}_ratio_median": round(statistics.median(v), 3) for kind, v in ratios.items()}
+    summary.update({f"{kind}_rounds_faster": sum(r < 1 for r in v) for kind, v in ratios.items()})
+    print(json.dumps({"summary": True, "rounds": rounds, **summary}), flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=os.path.join(REPO, "configs", "demo.yaml"))
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=20, help="timed calls per round and variant")
+    parser.add_argument("--mixed", action="store_true", help="whole fit steps on the mixed stream")
+    parser.add_argument("--batches", type=int, default=300, help="--mixed: batches cached")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     cpu, flags = cpu_flags()
@@ -81,6 +146,9 @@ def main(argv=None):
         "tensorflow": tf.__version__,
     }
     print(json.dumps(machine), flush=True)
+    if args.mixed:
+        mixed_rounds(config, args.rounds, args.calls, args.batches)
+        return 0
     heads = {"images": 10}
     size = config.model.image_size
     images = tf.random.stateless_normal((args.batch, 1, size, size, 3), seed=(0, 1))

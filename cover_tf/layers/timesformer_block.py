@@ -241,18 +241,29 @@ class TimeSformerBlock(keras.layers.Layer):
         the LayerNorm is computed as one D x D matrix product of the tokens (the product of the
         three kernels, formed per step from the same variables, so gradients reach each of
         them): the same function, without query, key, softmax or transposes. Elsewhere (T > 1,
-        T unknown until the graph runs, or dropout active in training) attention runs: a `cond`
-        on T in the training step Keras traces once for the mixed stream's videos and images
-        cost the video batches what it saved the image batches (README, "Speed").
+        T unknown until the graph runs, or dropout active in training) attention runs. A mixed
+        stream's images reach this path through the trainer, which runs one-frame batches on
+        their own trace (`cover_tf/training/trainer.py`); a `cond` on T here, inside the
+        model's gradient, cost the video batches what it saved the images (README, "Speed").
         """
-        if (
-            patch_tokens.shape[1] == 1
-            and self.temporal_fc.runs_own_kernel
-            and self.temporal_attention.is_linear_on_one_token(training)
-        ):
+        if patch_tokens.shape[1] == 1 and self._temporal_is_linear_on_one_frame(training):
             normed = self.temporal_norm(patch_tokens)
             return patch_tokens + self._single_frame_residual(normed, training, seed)
         return patch_tokens + self._attention_residual(patch_tokens, training, seed)
+
+    def _temporal_is_linear_on_one_frame(self, training):
+        """Whether `_temporal` computes a one-frame input as one matrix product."""
+        return self.temporal_fc.runs_own_kernel and self.temporal_attention.is_linear_on_one_token(
+            training
+        )
+
+    def specialises_one_frame(self, training):
+        """Whether this block runs a cheaper graph for an input with T == 1 in its static shape
+        than for the same input with T unknown: divided attention whose temporal branch is then
+        skipped (`temporal_on_single_frame` false) or one matrix product (`_temporal`)."""
+        if self.attention_type != "divided_space_time":
+            return False
+        return not self.temporal_on_single_frame or self._temporal_is_linear_on_one_frame(training)
 
     def _attention_residual(self, patch_tokens, training, seed):
         """Temporal attention over the T tokens of each patch position (LayerNorm, attention,

@@ -187,6 +187,13 @@ class TimeSformerBackbone(keras.Model):
             epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm"
         )
 
+    def specialises_one_frame(self, training):
+        """Whether an input with T == 1 in its static shape (an image batch) runs a cheaper graph
+        than the same input with T unknown (`TimeSformerBlock.specialises_one_frame`); the
+        trainer then runs a mixed stream's one-frame batches on their own trace
+        (cover_tf/training/trainer.py)."""
+        return any(block.specialises_one_frame(training) for block in self.blocks)
+
     def _block_drop_path_rate(self, index):
         if self.num_layers == 1:
             return 0.0

@@ -16,6 +16,13 @@ model instance by `attach_trainer`, which `build_model` and `compile_model` call
   dimension 0", tensorflow/tensorflow#72388). `train_step_with_batch_axis` gives each log the
   batch axis that reduction expects.
 
+- A mixed stream's batches have T unknown in the static shape (videos and images share one
+  element spec), so Keras traces one training step in which image batches run the video graph.
+  Where the backbone computes a one-frame input more cheaply (`specialises_one_frame`: the
+  temporal branch as one matrix product), `train_step_by_clip_length` branches on T at run time
+  around the whole forward and backward pass: one-frame batches run a trace with T == 1, clips
+  the unchanged one; the optimizer update, loss tracker and metrics stay outside the branch.
+
 Tests: the element-spec build in tests/training/test_trainer.py (which also shows stock Keras
 still reads a batch, so an upgrade that fixes it says so), the log reduction in
 tests/training/test_multi_worker.py (two workers on loopback; fails without it).
@@ -37,11 +44,67 @@ def build_from_element_spec(model, iterator=None, data_batch=None):
     return type(model)._maybe_symbolic_build(model, iterator=iterator, data_batch=data_batch)
 
 
+def _loss_and_gradients(model, frames, y, sample_weight):
+    """Keras' forward and backward pass of one batch: (loss, y_pred, gradients); a variable the
+    pass does not reach gets a zero gradient (the clip graph's, for the one-frame shortcut)."""
+    import tensorflow as tf
+
+    weights = model.trainable_weights
+    with tf.GradientTape() as tape:
+        y_pred = model(frames, training=True)
+        loss = model._compute_loss(
+            x=frames, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+        )
+        scaled = model.optimizer.scale_loss(loss)
+    gradients = tape.gradient(scaled, weights)
+    gradients = [
+        tf.zeros_like(w) if g is None else g for g, w in zip(gradients, weights, strict=True)
+    ]
+    return loss, y_pred, gradients
+
+
+def train_step_by_clip_length(model, data):
+    """`Trainer.train_step`, with one-frame batches of a mixed stream on their own trace.
+
+    Keras' step unless the frames' T is unknown in the static shape and the backbone computes
+    one frame more cheaply (`specialises_one_frame`); then a `tf.cond` on T runs the forward and
+    backward pass either with T == 1 set in the static shape or as it is, and the update,
+    the loss tracker and the metrics follow as in Keras.
+    """
+    import tensorflow as tf
+    from keras.src.losses.loss import unscale_loss_for_distribution
+    from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
+
+    frames, y, sample_weight = unpack_x_y_sample_weight(data)
+    backbone = getattr(model, "backbone", None)
+    if (
+        not model.trainable_weights
+        or not isinstance(frames, tf.Tensor)
+        or frames.shape.rank != 5
+        or frames.shape[1] is not None
+        or not getattr(backbone, "specialises_one_frame", lambda training: False)(True)
+    ):
+        return type(model).train_step(model, data)
+    one_frame_shape = [frames.shape[0], 1, *frames.shape[2:]]
+    loss, y_pred, gradients = tf.cond(
+        tf.equal(tf.shape(frames)[1], 1),
+        lambda: _loss_and_gradients(
+            model, tf.ensure_shape(frames, one_frame_shape), y, sample_weight
+        ),
+        lambda: _loss_and_gradients(model, frames, y, sample_weight),
+    )
+    model._loss_tracker.update_state(
+        unscale_loss_for_distribution(loss), sample_weight=tf.shape(frames)[0]
+    )
+    model.optimizer.apply_gradients(zip(gradients, model.trainable_weights, strict=True))
+    return model.compute_metrics(frames, y, y_pred, sample_weight=sample_weight)
+
+
 def train_step_with_batch_axis(model, data):
     """`Trainer.train_step` whose logs reduce across workers (tensorflow/tensorflow#72388)."""
     import tensorflow as tf  # only attached on the TensorFlow backend
 
-    logs = type(model).train_step(model, data)
+    logs = train_step_by_clip_length(model, data)
     strategy = model.distribute_strategy
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
         strategy.extended._in_multi_worker_mode()

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import cover_tf
 from cover_tf.models import CoVeRModel, build_cover_model
-from cover_tf.training import attach_trainer, head_losses
+from cover_tf.training import attach_trainer, head_losses, trainer
 from cover_tf.training.trainer import ATTACHED
 
 MODELS = pathlib.Path(cover_tf.__file__).parent / "models"
@@ -103,3 +103,67 @@ def test_no_model_module_defines_a_trainer_hook():
             if isinstance(node, ast.FunctionDef) and node.name in TRAINER_HOOKS:
                 defined.setdefault(str(path.relative_to(MODELS)), []).append(node.name)
     assert not defined, f"Keras trainer hooks in cover_tf/models/: {defined}"
+
+
+def mixed_stream(num_frames_per_batch):
+    """Batches of 1-frame images (head `images`) and 2-frame clips (head `motion`), in this
+    order, with T unknown in the element spec as in the mixed training stream."""
+    rng = np.random.default_rng(2)
+    batches = []
+    for frames in num_frames_per_batch:
+        size = 4 if frames == 1 else 2
+        head, other = ("images", "motion") if frames == 1 else ("motion", "images")
+        labels = np.eye(HEADS[head], dtype="float32")[rng.integers(HEADS[head], size=size)]
+        batches.append(
+            (
+                rng.normal(size=(size, frames, 16, 16, 3)).astype("float32"),
+                {head: labels, other: np.zeros((size, HEADS[other]), "float32")},
+                {head: np.ones(size, "float32"), other: np.zeros(size, "float32")},
+            )
+        )
+    spec = (
+        tf.TensorSpec((None, None, 16, 16, 3)),
+        {name: tf.TensorSpec((None, classes)) for name, classes in HEADS.items()},
+        {name: tf.TensorSpec((None,)) for name in HEADS},
+    )
+    dataset = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec)
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
+
+
+def softmax_ops_per_branch(model, spec):
+    """{"then": n, "else": n}: Softmax ops in the two branches of the training step's `cond`."""
+    step = tf.function(lambda data: trainer.train_step_by_clip_length(model, data))
+    graph = step.get_concrete_function(spec).graph
+    library = {f.signature.name: f for f in graph.as_graph_def().library.function}
+    (cond,) = [op for op in graph.get_operations() if op.type in ("If", "StatelessIf")]
+    return {
+        branch: sum(
+            node.op == "Softmax"
+            for node in library[cond.get_attr(f"{branch}_branch").name].node_def
+        )
+        for branch in ("then", "else")
+    }
+
+
+def test_a_mixed_stream_trains_its_images_on_the_one_frame_trace():
+    """Keras traces one step for a stream of clips and images; the trainer runs the images on a
+    trace with T == 1 (the temporal branch as a matrix product: no temporal softmax), the clips
+    on the clip graph, and the weights follow stock Keras' step."""
+    stream = mixed_stream([1, 2, 1, 2, 1])
+    weights = {}
+    for attach in (True, False):
+        keras.utils.set_random_seed(0)
+        model = build_cover_model(HEADS, temporal_init="normal", drop_path_rate=0.2, **TINY)
+        if attach:
+            attach_trainer(model)
+        model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss=head_losses(model.head_names))
+        model.fit(stream, epochs=1, steps_per_epoch=5, verbose=0)
+        assert int(model.optimizer.iterations.numpy()) == 5
+        weights[attach] = model.get_weights()
+        if attach:  # one block: the clip branch has a temporal and a spatial softmax
+            assert softmax_ops_per_branch(model, stream.element_spec) == {"then": 1, "else": 2}
+    for dispatched, stock in zip(weights[True], weights[False], strict=True):
+        np.testing.assert_allclose(dispatched, stock, rtol=1e-4, atol=1e-5)
+    # Without the one-frame shortcut (dropout in training), Keras' own step runs: no cond.
+    model = attach_trainer(build_cover_model(HEADS, dropout_rate=0.1, **TINY))
+    assert not model.backbone.specialises_one_frame(training=True)
