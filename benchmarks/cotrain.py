@@ -1,7 +1,8 @@
 """The embedded study: what co-training does on cover_synthetic, over seeds, with controls.
 
-Trains the demo model and recipe (configs/demo.yaml, `STUDY_RECIPE` on top) with every seed of `--seeds` (a seed sets
-the initialisation and the data order: `train.seed` and `mixing.seed`) in these runs:
+Trains the demo model and recipe (configs/demo.yaml, `STUDY_RECIPE` on top) with every seed
+of `--seeds` (a seed sets the initialisation and the data order: `train.seed` and
+`mixing.seed`) in these runs:
 
   appearance, motion, images   each set alone, `--video-steps` steps
   videos                       appearance + motion (two heads), `--video-steps` steps

@@ -23,9 +23,9 @@ model instance by `attach_trainer`, which `build_model` and `compile_model` call
   around the whole forward and backward pass: one-frame batches run a trace with T == 1, clips
   the unchanged one; the optimizer update, loss tracker and metrics stay outside the branch.
 
-Tests: the element-spec build in tests/training/test_trainer.py (which also shows stock Keras
-still reads a batch, so an upgrade that fixes it says so), the log reduction in
-tests/training/test_multi_worker.py (two workers on loopback; fails without it).
+Tests: the element-spec build and the one-frame trace in tests/training/test_trainer.py (which
+also shows stock Keras still reads a batch, so an upgrade that fixes it says so), the log
+reduction in tests/training/test_multi_worker.py (two workers on loopback; fails without it).
 """
 
 import types
@@ -76,13 +76,14 @@ def train_step_by_clip_length(model, data):
     from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
     frames, y, sample_weight = unpack_x_y_sample_weight(data)
-    backbone = getattr(model, "backbone", None)
+    specialises_one_frame = getattr(getattr(model, "backbone", None), "specialises_one_frame", None)
     if (
         not model.trainable_weights
         or not isinstance(frames, tf.Tensor)
         or frames.shape.rank != 5
         or frames.shape[1] is not None
-        or not getattr(backbone, "specialises_one_frame", lambda training: False)(True)
+        or specialises_one_frame is None
+        or not specialises_one_frame(training=True)
     ):
         return type(model).train_step(model, data)
     one_frame_shape = [frames.shape[0], 1, *frames.shape[2:]]
