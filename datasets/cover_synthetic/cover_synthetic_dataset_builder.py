@@ -7,7 +7,6 @@ stills of more categories, including every appearance object). See README.md for
 
 import dataclasses
 import multiprocessing
-import os
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -167,7 +166,7 @@ def rendered(jobs, workers: int | None = None):
     """`encoded_example` of every job, in order, on `workers` forked processes (default: one
     per core; rendering is NumPy and OpenCV, ~2-8 ms an example). Examples depend on their
     seed only, so the dataset is the same for any number of workers."""
-    workers = (os.cpu_count() or 1) if workers is None else workers
+    workers = multiprocessing.cpu_count() if workers is None else workers
     if workers <= 1 or len(jobs) < 64 or "fork" not in multiprocessing.get_all_start_methods():
         yield from map(encoded_example, jobs)
         return
