@@ -10,6 +10,11 @@ TEST_STAMP := $(VENV)/.installed-test
 UV := uv==0.13.9
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export HF_HUB_OFFLINE := 1
+# pytest-xdist workers: much of a test is single-threaded Python (TF import, tracing, CLI
+# subprocesses), so two workers on 2 cores took 14 min 28 s where one took 18 min 40 s
+# (README "Set-up"); whole files go to one worker (`loadfile`) so a file's fixtures are built once.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: venv demo test test-all lint format bench study clean
 
@@ -32,10 +37,10 @@ demo: $(RUNTIME_STAMP)
 	$(PY) -m cover_tf.train --config configs/demo.yaml --workdir runs/demo
 
 test: $(TEST_STAMP)
-	$(PY) -m pytest -q -m "not slow" tests datasets
+	$(PYTEST) -m "not slow" tests datasets
 
 test-all: $(TEST_STAMP)
-	$(PY) -m pytest -q tests datasets
+	$(PYTEST) tests datasets
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check cover_tf datasets export benchmarks tests

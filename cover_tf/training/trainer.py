@@ -86,12 +86,17 @@ def train_step_by_clip_length(model, data):
         or not specialises_one_frame(training=True)
     ):
         return type(model).train_step(model, data)
-    one_frame_shape = [frames.shape[0], 1, *frames.shape[2:]]
+
+    def one_frame():
+        # The static shape only: a runtime check (`tf.ensure_shape`) here also ran on the clip
+        # batches once the batch size was static (grappler moves it out of the lowered cond).
+        one = tf.identity(frames)
+        one.set_shape([frames.shape[0], 1, *frames.shape[2:]])
+        return _loss_and_gradients(model, one, y, sample_weight)
+
     loss, y_pred, gradients = tf.cond(
         tf.equal(tf.shape(frames)[1], 1),
-        lambda: _loss_and_gradients(
-            model, tf.ensure_shape(frames, one_frame_shape), y, sample_weight
-        ),
+        one_frame,
         lambda: _loss_and_gradients(model, frames, y, sample_weight),
     )
     model._loss_tracker.update_state(

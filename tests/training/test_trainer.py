@@ -10,6 +10,7 @@ import pathlib
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import cover_tf
@@ -105,13 +106,14 @@ def test_no_model_module_defines_a_trainer_hook():
     assert not defined, f"Keras trainer hooks in cover_tf/models/: {defined}"
 
 
-def mixed_stream(num_frames_per_batch):
+def mixed_stream(num_frames_per_batch, batch_size=None):
     """Batches of 1-frame images (head `images`) and 2-frame clips (head `motion`), in this
-    order, with T unknown in the element spec as in the mixed training stream."""
+    order, with T unknown in the element spec as in the mixed training stream; B unknown too
+    (4 images, 2 clips) unless every batch has `batch_size` examples."""
     rng = np.random.default_rng(2)
     batches = []
     for frames in num_frames_per_batch:
-        size = 4 if frames == 1 else 2
+        size = batch_size or (4 if frames == 1 else 2)
         head, other = ("images", "motion") if frames == 1 else ("motion", "images")
         labels = np.eye(HEADS[head], dtype="float32")[rng.integers(HEADS[head], size=size)]
         batches.append(
@@ -122,7 +124,7 @@ def mixed_stream(num_frames_per_batch):
             )
         )
     spec = (
-        tf.TensorSpec((None, None, 16, 16, 3)),
+        tf.TensorSpec((batch_size, None, 16, 16, 3)),
         {name: tf.TensorSpec((None, classes)) for name, classes in HEADS.items()},
         {name: tf.TensorSpec((None,)) for name in HEADS},
     )
@@ -145,11 +147,13 @@ def softmax_ops_per_branch(model, spec):
     }
 
 
-def test_a_mixed_stream_trains_its_images_on_the_one_frame_trace():
+@pytest.mark.parametrize("batch_size", [None, 2], ids=["batch_unknown", "batch_static"])
+def test_a_mixed_stream_trains_its_images_on_the_one_frame_trace(batch_size):
     """Keras traces one step for a stream of clips and images; the trainer runs the images on a
     trace with T == 1 (the temporal branch as a matrix product: no temporal softmax), the clips
-    on the clip graph, and the weights follow stock Keras' step."""
-    stream = mixed_stream([1, 2, 1, 2, 1])
+    on the clip graph, and the weights follow stock Keras' step; also when every group has the
+    same batch size (B static in the element spec)."""
+    stream = mixed_stream([1, 2, 1, 2, 1], batch_size)
     weights = {}
     for attach in (True, False):
         keras.utils.set_random_seed(0)
