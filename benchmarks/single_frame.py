@@ -5,7 +5,8 @@ the linear map it is there (README, "Using the model"). This measures what that 
 model and weights, its blocks once as built and once forced through attention, on the same
 random batch of images, both timed in one process, interleaved round by round (the machines
 these figures come from are noisy VMs: only interleaved comparisons hold). One JSON line per
-round, then one with the median ratio per mode; the first line names the machine.
+round, then one with the median ratio per mode; the first line names the machine and its
+measured matmul peaks (benchmarks/throughput.py's machine record).
 
     python benchmarks/single_frame.py [--config configs/demo.yaml] [--batch 64] [--rounds 5]
     python benchmarks/single_frame.py --mixed [--rounds 25] [--calls 40]
@@ -22,7 +23,6 @@ wall and process CPU milliseconds per step. Timings are never asserted by tests.
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -34,9 +34,23 @@ import tensorflow as tf
 
 from cover_tf.config import load_config
 from cover_tf.training.model_factory import build_model
-from cover_tf.training.precision import cpu_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import throughput  # noqa: E402  (benchmarks/throughput.py: the machine line and its peaks)
+
+
+def machine_line():
+    """throughput.py's machine record: CPU model, ISA flags, cores, versions and TF's measured
+    fp32 / bf16 matmul peaks (a fresh interpreter; several sizes, warm, best of N). Both
+    variants here run with TensorFlow's default thread pools."""
+    args = types.SimpleNamespace(
+        threads=os.cpu_count(), inter_op_threads=1, peak_sizes=[1024, 2048, 4096],
+        peak_gflops=None, peak_bf16_gflops=None, peer=False, timeout=1800,
+    )  # fmt: skip
+    record = throughput.machine_record(args, throughput.measure_peaks(args))
+    record["threads"] = "tensorflow defaults (the peaks: intra_op = cores, inter_op = 1)"
+    return record
 
 
 def attention_everywhere(model):
@@ -137,15 +151,7 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=300, help="--mixed: batches cached")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    cpu, flags = cpu_flags()
-    machine = {
-        "machine": cpu,
-        "flags": sorted(flag for flag in flags if flag.startswith(("avx2", "avx512", "amx"))),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-    }
-    print(json.dumps(machine), flush=True)
+    print(json.dumps(machine_line()), flush=True)
     if args.mixed:
         mixed_rounds(config, args.rounds, args.calls, args.batches)
         return 0
