@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE := 1
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: venv demo test test-all lint format bench study clean
+.PHONY: venv demo test test-all test-slow lint format bench study clean
 
 venv: $(RUNTIME_STAMP)
 
@@ -41,6 +41,10 @@ test: $(TEST_STAMP)
 
 test-all: $(TEST_STAMP)
 	$(PYTEST) tests datasets
+
+# The `slow` tests alone (~8 min on 2 cores); `.ci/run` runs them after `make test`.
+test-slow: $(TEST_STAMP)
+	$(PYTEST) -m slow tests datasets
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check cover_tf datasets export benchmarks tests
