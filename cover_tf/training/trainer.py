@@ -88,8 +88,8 @@ def train_step_by_clip_length(model, data):
         return type(model).train_step(model, data)
 
     def one_frame():
-        # The static shape only: a runtime check (`tf.ensure_shape`) here also ran on the clip
-        # batches once the batch size was static (grappler moves it out of the lowered cond).
+        # The static shape only: a runtime check (`tf.ensure_shape`) here failed on clip
+        # batches once the batch size was static (TF ran it although the branch was not taken).
         one = tf.identity(frames)
         one.set_shape([frames.shape[0], 1, *frames.shape[2:]])
         return _loss_and_gradients(model, one, y, sample_weight)
