@@ -271,8 +271,11 @@ def test_remat_gives_the_same_gradients_with_drop_path(attention_type):
     assert float(remat_loss) == pytest.approx(float(plain_loss), rel=1e-6)
     for a, b, variable in zip(plain_grads, remat_grads, plain.trainable_variables, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=variable.path)
-    # Drop path is active: another draw of the masks gives another loss.
-    assert float(gradients(plain, frames)[0]) != pytest.approx(float(plain_loss), rel=1e-6)
+    # Drop path is active: other draws of the masks give other losses. One draw alone can
+    # repeat the first one's loss: only ~12 mask bits of the last block reach the pooled CLS
+    # (it did once, in a `.ci/run` on a fresh clone), so any of 4 draws must differ.
+    losses = [float(gradients(plain, frames)[0]) for _ in range(4)]
+    assert any(loss != pytest.approx(float(plain_loss), rel=1e-6) for loss in losses)
 
 
 def test_remat_round_trips_and_refuses_dropout():
