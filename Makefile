@@ -11,7 +11,7 @@ UV := uv==0.13.9
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export HF_HUB_OFFLINE := 1
 # pytest-xdist workers: much of a test is single-threaded Python (TF import, tracing, CLI
-# subprocesses), so two workers on 2 cores took 14 min 28 s where one took 18 min 40 s
+# subprocesses), so two workers on 2 cores took 14 min 28 s where one took 18 min 37 s
 # (README "Set-up"); whole files go to one worker (`loadfile`) so a file's fixtures are built once.
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile

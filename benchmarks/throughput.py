@@ -502,7 +502,7 @@ def check_lists(parser, args, configs, allowed_by_flag):
                 parser.error(f"--{flag} value {value!r} is not one of {allowed}")
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -531,7 +531,7 @@ def parse_args():
     add("--frames", help="--max-batch: comma list of num_frames overriding the configs'")
     add("--remat", action="store_true", help="rematerialise the blocks in training (memory)")
     add("--_worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.peak_sizes = [int(n) for n in args.peak_sizes.split(",")]
     check_lists(parser, args, CONFIGS, {"precisions": "fp32 bf16", "xla": "off on", "modes": "infer train"})  # fmt: skip
     return args
