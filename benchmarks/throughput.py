@@ -98,6 +98,10 @@ def time_steps(step, warmup, steps, repeats):
 
 
 PEAK_CALLS = 6
+# Square products and two of base's token x width products (its MLP): on an AVX2-only EPYC
+# TF's square 4096^2 product ran at 60 GFLOP/s and its 1568 x 768 x 3072 at 108 (2026-12-02), so
+# square sizes alone understated the peak the model can reach.
+PEAK_SIZES = "1024,2048,4096,8192x768x3072,8192x3072x768"
 
 
 def native_bf16(flags) -> bool:
@@ -105,16 +109,26 @@ def native_bf16(flags) -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & set(flags))
 
 
+def matmul_shape(size):
+    """`"n"` -> (n, n, n); `"MxKxN"` -> (M, K, N): an (M x K) @ (K x N) product."""
+    dims = [int(d) for d in size.split("x")]
+    return tuple(dims * 3 if len(dims) == 1 else dims)
+
+
 def peak_sizes(spec, precision):
-    # Emulated bf16 is slow enough that a 4096^2 product takes minutes and says nothing new.
+    """The sizes measured for `precision`: all for fp32 and native bf16, the first for emulated
+    bf16. Emulated bf16 says nothing new at large sizes and can be very slow: torch 2.13's bf16
+    matmul on an AVX2-only EPYC ran at 0.3-0.9 GFLOP/s on one thread, so its 1024 and 2048
+    products took ~9 minutes of best-of-6 calls (2026-12-02)."""
     sizes = spec["peak_sizes"]
-    return sizes if precision == "fp32" or native_bf16(spec["flags"]) else sizes[:2]
+    return sizes if precision == "fp32" or native_bf16(spec["flags"]) else sizes[:1]
 
 
-def best_rate(call, n):
-    """GFLOP/s of an n x n x n matmul `call`: best single call of PEAK_CALLS after 2 warm ones."""
+def best_rate(call, size):
+    """GFLOP/s of the matmul `call` of `size`: best single call of PEAK_CALLS after 2 warm ones."""
+    m, k, n = matmul_shape(size)
     best, _ = time_steps(call, warmup=2, steps=1, repeats=PEAK_CALLS)
-    return 2 * n**3 / best / 1e9
+    return 2 * m * k * n / best / 1e9
 
 
 def measure_matmul_peak(spec):
@@ -123,11 +137,12 @@ def measure_matmul_peak(spec):
     result = {}
     for precision, dtype in (("fp32", tf.float32), ("bf16", tf.bfloat16)):
         rates = {}
-        for n in peak_sizes(spec, precision):
-            a = tf.cast(tf.random.stateless_normal((n, n), seed=(0, 0)), dtype)
-            b = tf.cast(tf.random.stateless_normal((n, n), seed=(0, 1)), dtype)
+        for size in peak_sizes(spec, precision):
+            m, k, n = matmul_shape(size)
+            a = tf.cast(tf.random.stateless_normal((m, k), seed=(0, 0)), dtype)
+            b = tf.cast(tf.random.stateless_normal((k, n), seed=(0, 1)), dtype)
             matmul = tf.function(lambda a=a, b=b: tf.reduce_sum(tf.matmul(a, b)[:1, :1]))
-            rates[n] = round(best_rate(lambda m=matmul: m().numpy(), n), 1)
+            rates[size] = round(best_rate(lambda f=matmul: f().numpy(), size), 1)
         result[precision] = max(rates.values())
         result[f"{precision}_by_size"] = rates
     return result
@@ -141,11 +156,12 @@ def measure_torch_peak(spec):
     result = {}
     for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         rates = {}
-        for n in peak_sizes(spec, precision):
+        for size in peak_sizes(spec, precision):
+            m, k, n = matmul_shape(size)
             generator = torch.Generator().manual_seed(0)
-            a = torch.randn(n, n, generator=generator).to(dtype)
-            b = torch.randn(n, n, generator=generator).to(dtype)
-            rates[n] = round(best_rate(lambda a=a, b=b: torch.matmul(a, b), n), 1)
+            a = torch.randn(m, k, generator=generator).to(dtype)
+            b = torch.randn(k, n, generator=generator).to(dtype)
+            rates[size] = round(best_rate(lambda a=a, b=b: torch.matmul(a, b), size), 1)
         result[precision] = max(rates.values())
         result[f"{precision}_by_size"] = rates
     return result
@@ -323,7 +339,9 @@ def measure_peaks(args):
     _, flags = cpu_info()
     spec = {"threads": args.threads, "inter_op_threads": args.inter_op_threads,
             "flags": sorted(flags), "peak_sizes": args.peak_sizes}  # fmt: skip
-    log(f"measuring matmul peaks (n in {args.peak_sizes}, fp32 and bf16, best of {PEAK_CALLS}) ...")
+    log(
+        f"measuring matmul peaks (sizes {args.peak_sizes}, fp32 and bf16, best of {PEAK_CALLS}) ..."
+    )
     measured = {"tf": run_worker(dict(spec, task="peak"), args.timeout)}
     if args.peer:
         measured["torch"] = run_worker(dict(spec, task="torch_peak"), args.timeout)
@@ -337,7 +355,7 @@ def measure_peaks(args):
         "torch_fp32": torch_peaks.get("fp32"), "torch_bf16": torch_peaks.get("bf16"),
         "by_size": {f"{lib}_{p}": result.get(f"{p}_by_size") for lib, result in measured.items()
                     for p in ("fp32", "bf16")},
-        "source": f"measured (matmul n in {args.peak_sizes}, warm, best of {PEAK_CALLS})",
+        "source": f"measured (matmul sizes {args.peak_sizes}, warm, best of {PEAK_CALLS})",
     }  # fmt: skip
 
 
@@ -518,7 +536,12 @@ def parse_args(argv=None):
     add("--inter-op-threads", type=int, default=1, help="TF inter-op threads")
     add("--peak-gflops", type=float, help="fp32 peak GFLOP/s to use instead of measuring")
     add("--peak-bf16-gflops", type=float, help="bf16 peak GFLOP/s to use instead of measuring")
-    add("--peak-sizes", default="1024,2048,4096", help="comma list of matmul sizes for the peaks")
+    add(
+        "--peak-sizes",
+        default=PEAK_SIZES,
+        help="comma list of matmul sizes for the peaks: "
+        "N (square) or MxKxN (tokens x width shapes like the model's)",
+    )
     add("--timeout", type=int, default=1800, help="seconds per measurement subprocess")
     add("--peer", action="store_true", help="also run the HF peer script and print ratios")
     add("--peer-script", default=DEFAULT_PEER, help="path of peer_hf_timesformer.py")
@@ -532,7 +555,10 @@ def parse_args(argv=None):
     add("--remat", action="store_true", help="rematerialise the blocks in training (memory)")
     add("--_worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.peak_sizes = [int(n) for n in args.peak_sizes.split(",")]
+    args.peak_sizes = args.peak_sizes.split(",")
+    for size in args.peak_sizes:
+        if not all(d.isdigit() for d in size.split("x")) or len(size.split("x")) not in (1, 3):
+            parser.error(f"--peak-sizes entry {size!r} is neither N nor MxKxN")
     check_lists(parser, args, CONFIGS, {"precisions": "fp32 bf16", "xla": "off on", "modes": "infer train"})  # fmt: skip
     return args
 

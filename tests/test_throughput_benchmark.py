@@ -27,7 +27,7 @@ def test_first_line_names_the_machine_and_its_measured_peaks(tmp_path):
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "throughput.py"), "--configs", "tiny", "--modes",
          "infer", "--precisions", "fp32", "--xla", "off", "--steps", "1", "--warmup", "0",
-         "--repeats", "1", "--peak-sizes", "128,256", "--results-dir", str(tmp_path)],
+         "--repeats", "1", "--peak-sizes", "128,256,64x128x32", "--results-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -38,8 +38,12 @@ def test_first_line_names_the_machine_and_its_measured_peaks(tmp_path):
         assert field in machine, field
     assert machine["peak_fp32_gflops"] > 0 and machine["peak_bf16_gflops"] > 0
     by_size = machine["peaks_by_size"]["tf_fp32"]
-    assert set(by_size) == {"128", "256"}
+    assert set(by_size) == {"128", "256", "64x128x32"}  # squares and an M x K x N product
     assert machine["peak_fp32_gflops"] == max(by_size.values())
+    bf16_sizes = set(machine["peaks_by_size"]["tf_bf16"])  # emulated bf16: the first size only
+    assert bf16_sizes == (
+        {"128", "256", "64x128x32"} if machine["avx512_bf16"] or machine["amx"] else {"128"}
+    )
     measurement = next(line for line in lines if line["kind"] == "measurement")
     assert "error" not in measurement and measurement["mfu"] > 0
     saved = list(tmp_path.glob(f"{machine['machine']}_*.jsonl"))
