@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
@@ -21,6 +23,18 @@ def test_machine_names_carry_the_widest_isa():
     assert throughput.machine_name(xeon, {"avx512f", "avx512_bf16", "amx_bf16"}).endswith("_amx")
     assert not throughput.native_bf16({"avx2", "avx512f"})
     assert throughput.native_bf16({"avx512_bf16"}) and throughput.native_bf16({"amx_bf16"})
+
+
+def test_peak_sizes_are_squares_or_m_k_n_products_and_a_bad_one_names_itself(capsys):
+    assert throughput.matmul_shape("128") == (128, 128, 128)
+    assert throughput.matmul_shape("8192x3072x768") == (8192, 3072, 768)
+    assert throughput.parse_args(["--peak-sizes", "256,64x128x32"]).peak_sizes == [
+        "256",
+        "64x128x32",
+    ]
+    with pytest.raises(SystemExit):
+        throughput.parse_args(["--peak-sizes", "1024,12x3"])
+    assert "'12x3' is neither N nor MxKxN" in capsys.readouterr().err
 
 
 def test_first_line_names_the_machine_and_its_measured_peaks(tmp_path):
