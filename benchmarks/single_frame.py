@@ -44,7 +44,7 @@ def machine_line():
     """throughput.py's machine record: CPU model, ISA flags, cores, versions and TF's measured
     fp32 / bf16 matmul peaks (a fresh interpreter; several sizes, warm, best of N). Both
     variants here run with TensorFlow's default thread pools."""
-    args = throughput.parse_args([])  # its defaults: threads = cores, inter_op 1, 3 sizes
+    args = throughput.parse_args([])  # its defaults: threads = cores, inter_op 1, its peak sizes
     record = throughput.machine_record(args, throughput.measure_peaks(args))
     record["threads"] = "tensorflow defaults (the peaks: intra_op = cores, inter_op = 1)"
     return record
