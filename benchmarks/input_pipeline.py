@@ -23,6 +23,9 @@ import json
 import os
 import time
 
+import cover_tf  # noqa: F401  (before TensorFlow: its oneDNN choice, cover_tf.cpu)
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds

@@ -28,6 +28,9 @@ import sys
 import time
 import types
 
+import cover_tf  # noqa: F401  (before TensorFlow: its oneDNN choice, cover_tf.cpu)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf

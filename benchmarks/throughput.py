@@ -13,6 +13,7 @@ benchmarks/README.md for the fields and the ratio against the peer.
 """
 
 import argparse
+import importlib
 import itertools
 import json
 import os
@@ -74,7 +75,10 @@ def cpu_busy_seconds():
 
 
 def configure_tensorflow(threads, inter_op_threads):
+    """TF as the product loads it: cover_tf first, so its oneDNN choice (`cover_tf.cpu`) holds."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.path.insert(0, REPO_ROOT)
+    importlib.import_module("cover_tf")  # before TF: its oneDNN choice is made on TF's load
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -104,11 +108,6 @@ PEAK_CALLS = 6
 PEAK_SIZES = "1024,2048,4096,8192x768x3072,8192x3072x768"
 
 
-def native_bf16(flags) -> bool:
-    """True when the CPU multiplies bf16 natively (AVX512_BF16 or AMX); else bf16 is emulated."""
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
-
-
 def matmul_shape(size):
     """`"n"` -> (n, n, n); `"MxKxN"` -> (M, K, N): an (M x K) @ (K x N) product."""
     dims = [int(d) for d in size.split("x")]
@@ -120,6 +119,8 @@ def peak_sizes(spec, precision):
     bf16. Emulated bf16 says nothing new at large sizes and can be very slow: torch 2.13's bf16
     matmul on an AVX2-only EPYC ran at 0.3-0.9 GFLOP/s on one thread, so its 1024 and 2048
     products took ~9 minutes of best-of-6 calls (2026-12-02)."""
+    from cover_tf.cpu import native_bf16
+
     sizes = spec["peak_sizes"]
     return sizes if precision == "fp32" or native_bf16(spec["flags"]) else sizes[:1]
 
@@ -134,7 +135,9 @@ def best_rate(call, size):
 def measure_matmul_peak(spec):
     """TF's matmul GFLOP/s per precision and size (warm, best of PEAK_CALLS); peak = best size."""
     tf = configure_tensorflow(spec["threads"], spec["inter_op_threads"])
-    result = {}
+    from cover_tf.cpu import onednn_enabled
+
+    result = {"onednn": onednn_enabled()}
     for precision, dtype in (("fp32", tf.float32), ("bf16", tf.bfloat16)):
         rates = {}
         for size in peak_sizes(spec, precision):
@@ -291,9 +294,9 @@ def run_worker(spec, timeout, memory_limit_mb=None, script=__file__):
 
 def cpu_info():
     """(model name, set of ISA flags) from /proc/cpuinfo: the product's reading
-    (`cover_tf.training.precision.cpu_flags`, which also picks the bf16 fallback)."""
+    (`cover_tf.cpu.cpu_flags`, which also picks the bf16 fallback and oneDNN)."""
     sys.path.insert(0, REPO_ROOT)
-    from cover_tf.training.precision import cpu_flags
+    from cover_tf.cpu import cpu_flags
 
     return cpu_flags()
 
@@ -324,7 +327,7 @@ def machine_record(args, peaks):
         "avx512_bf16": "avx512_bf16" in flags, "amx": "amx_bf16" in flags,
         "isa": sorted(f for f in flags if f.startswith(("avx2", "fma", "avx512", "amx"))),
         "threads": {"intra_op": args.threads, "inter_op": args.inter_op_threads},
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
+        "onednn": peaks.get("onednn"),  # oneDNN kernels on in the TF workers (peak worker's)
         "peak_fp32_gflops": peaks["fp32"], "peak_bf16_gflops": peaks["bf16"],
         "torch_peak_fp32_gflops": peaks.get("torch_fp32"),
         "torch_peak_bf16_gflops": peaks.get("torch_bf16"),
@@ -353,6 +356,7 @@ def measure_peaks(args):
         "fp32": args.peak_gflops or tf_peaks.get("fp32"),
         "bf16": args.peak_bf16_gflops or tf_peaks.get("bf16"),
         "torch_fp32": torch_peaks.get("fp32"), "torch_bf16": torch_peaks.get("bf16"),
+        "onednn": tf_peaks.get("onednn"),
         "by_size": {f"{lib}_{p}": result.get(f"{p}_by_size") for lib, result in measured.items()
                     for p in ("fp32", "bf16")},
         "source": f"measured (matmul sizes {args.peak_sizes}, warm, best of {PEAK_CALLS})",

@@ -18,6 +18,9 @@ import argparse
 import json
 import time
 
+import cover_tf  # noqa: F401  (before TensorFlow: its oneDNN choice, cover_tf.cpu)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf

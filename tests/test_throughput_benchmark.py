@@ -2,6 +2,7 @@
 one JSON-lines file per machine. Its timings are not asserted."""
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -21,8 +22,6 @@ def test_machine_names_carry_the_widest_isa():
     assert throughput.machine_name("AMD EPYC", {"avx2", "fma"}) == "amd-epyc_avx2"
     xeon = "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"
     assert throughput.machine_name(xeon, {"avx512f", "avx512_bf16", "amx_bf16"}).endswith("_amx")
-    assert not throughput.native_bf16({"avx2", "avx512f"})
-    assert throughput.native_bf16({"avx512_bf16"}) and throughput.native_bf16({"amx_bf16"})
 
 
 def test_peak_sizes_are_squares_or_m_k_n_products_and_a_bad_one_names_itself(capsys):
@@ -51,6 +50,9 @@ def test_first_line_names_the_machine_and_its_measured_peaks(tmp_path):
     for field in ("cpu_model", "cores", "avx512f", "avx512_bf16", "amx", "machine"):
         assert field in machine, field
     assert machine["peak_fp32_gflops"] > 0 and machine["peak_bf16_gflops"] > 0
+    # the TF workers load TF as the product does: oneDNN on wherever cover_tf turns it on
+    if "avx2" in machine["isa"] and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+        assert machine["onednn"] is True
     by_size = machine["peaks_by_size"]["tf_fp32"]
     assert set(by_size) == {"128", "256", "64x128x32"}  # squares and an M x K x N product
     assert machine["peak_fp32_gflops"] == max(by_size.values())

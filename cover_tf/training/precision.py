@@ -10,24 +10,7 @@ TPU, or on a CPU with native bfloat16, the configured precision is used as is.
 import tensorflow as tf
 from absl import logging
 
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512/AMX; aarch64 "bf16"
-
-
-def cpu_flags(path="/proc/cpuinfo") -> tuple[str, set]:
-    """(CPU model name, ISA flags) from /proc/cpuinfo; ("unknown", empty) where it is absent."""
-    model, flags = "unknown", set()
-    try:
-        with open(path) as file:
-            for line in file:
-                key, _, value = line.partition(":")
-                key = key.strip().lower()
-                if key in ("model name", "cpu model") and model == "unknown":
-                    model = value.strip()
-                elif key in ("flags", "features"):
-                    flags |= set(value.split())
-    except OSError:
-        pass
-    return model, flags
+from cover_tf.cpu import NATIVE_BF16_FLAGS, cpu_flags, native_bf16
 
 
 def effective_precision(requested: str, cpuinfo="/proc/cpuinfo") -> str:
@@ -37,7 +20,7 @@ def effective_precision(requested: str, cpuinfo="/proc/cpuinfo") -> str:
     if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
         return requested
     model, flags = cpu_flags(cpuinfo)
-    if not flags or set(NATIVE_BF16_FLAGS) & flags:
+    if not flags or native_bf16(flags):
         return requested  # native bf16, or a CPU this cannot read: keep what was asked
     logging.warning(
         "train.precision is mixed_bfloat16 but this CPU (%s) has no native bfloat16 arithmetic "

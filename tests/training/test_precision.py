@@ -1,6 +1,7 @@
 """A CPU-only run asked for mixed_bfloat16 trains in float32 where bfloat16 would be emulated."""
 
-from cover_tf.training.precision import cpu_flags, effective_precision
+from cover_tf.cpu import cpu_flags
+from cover_tf.training.precision import effective_precision
 
 AVX2_EPYC = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n"
 ZEN4_EPYC = "model name\t: AMD EPYC 9B14\nflags\t\t: fpu avx2 avx512f avx512_bf16 fma\n"
