@@ -5,10 +5,11 @@ neural-network instructions (AVX512-VNNI, AVX512-BF16, AVX-VNNI, AMX; TensorFlow
 notes); on the others, AVX2-only EPYCs among them, matmuls run on Eigen. On an AVX2-only EPYC
 (Zen 3, 2 cores, 2026-12-02) oneDNN's fp32 matmul ran at 98-140 GFLOP/s over the benchmark's
 five sizes where Eigen's ran at 68-133 (three of five below 102), and the model ran 1.3-1.7x
-faster with it at the benchmark's tiny and small configs (README, "Speed"). `TF_ENABLE_ONEDNN_OPTS` is read once, when TensorFlow loads, so the package
-sets it on import, before its first TensorFlow import (`cover_tf/__init__.py`): a script that
-imports TensorFlow before cover_tf keeps TensorFlow's own choice, and a value the user set is
-always kept (`TF_ENABLE_ONEDNN_OPTS=0` turns oneDNN off).
+faster with it at the benchmark's tiny and small configs (README, "Speed").
+`TF_ENABLE_ONEDNN_OPTS` is read once, when TensorFlow loads, so the package sets it on import,
+before its first TensorFlow import (`cover_tf/__init__.py`): a script that imports TensorFlow
+before cover_tf keeps TensorFlow's own choice, and a value the user set is always kept
+(`TF_ENABLE_ONEDNN_OPTS=0` turns oneDNN off).
 """
 
 import os
