@@ -318,6 +318,8 @@ def machine_record(args, peaks):
     import importlib.metadata as metadata
 
     cpu_model, flags = cpu_info()
+    from cover_tf.cpu import onednn_enabled  # cpu_info loaded cover_tf, then TF, as workers do
+
     versions = {p: metadata.version(p) for p in ("tensorflow", "keras", "numpy")}
     return {
         "kind": "machine", "impl": "cover_tf", "machine": machine_name(cpu_model, flags),
@@ -327,7 +329,7 @@ def machine_record(args, peaks):
         "avx512_bf16": "avx512_bf16" in flags, "amx": "amx_bf16" in flags,
         "isa": sorted(f for f in flags if f.startswith(("avx2", "fma", "avx512", "amx"))),
         "threads": {"intra_op": args.threads, "inter_op": args.inter_op_threads},
-        "onednn": peaks.get("onednn"),  # oneDNN kernels on in the TF workers (peak worker's)
+        "onednn": peaks.get("onednn", onednn_enabled()),  # TF's oneDNN kernels on or off
         "peak_fp32_gflops": peaks["fp32"], "peak_bf16_gflops": peaks["bf16"],
         "torch_peak_fp32_gflops": peaks.get("torch_fp32"),
         "torch_peak_bf16_gflops": peaks.get("torch_bf16"),
