@@ -108,7 +108,7 @@ def main(argv=None):
             peers = [row for row in map(json.loads, file) if row.get("kind") == "peer"]
     elif args.peer:
         for precision in precisions:
-            peers += throughput.run_peer(args, precision, None)
+            peers += throughput.run_peer(args, precision, None, args.configs)
     for name in configs:
         config = throughput.model_config(name)
         for precision in precisions:

@@ -10,12 +10,19 @@ benchmarks/README.md for the fields and the ratio against the peer.
     python benchmarks/throughput.py --peer --peer-compile --markdown table.md
     python benchmarks/throughput.py --max-batch --configs base --frames 8,16 --memory-gib 24
     python benchmarks/throughput.py --configs small,base --modes train --remat   # its time cost
+    python benchmarks/throughput.py --peer --peer-compile --rounds 3   # ratios with 95% intervals
+
+With `--rounds N` every cell is measured N times, ours and the peer's alternating config by
+config, and each round's ratio pairs the two measurements taken minutes apart: a shared VM's
+drift (10-40% within an hour on the machines met) cancels in the pair, and the spread over the
+rounds gives the ratio's 95% interval (a t interval on the log ratios).
 """
 
 import argparse
 import importlib
 import itertools
 import json
+import math
 import os
 import platform
 import resource
@@ -404,9 +411,9 @@ def measure(args, name, mode, precision, xla, peaks, batch=None, frames=None, li
     return record
 
 
-def run_peer(args, precision, peak_fp32):
-    """The peer script for all configs at one precision; its per-config JSON lines."""
-    command = [sys.executable, args.peer_script, "--configs", args.configs, "--threads",
+def run_peer(args, precision, peak_fp32, configs):
+    """The peer script for `configs` (comma list) at one precision; its per-config JSON lines."""
+    command = [sys.executable, args.peer_script, "--configs", configs, "--threads",
                str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup),
                "--repeats", str(args.repeats), "--no-flop-count"]  # fmt: skip
     command += ["--peak-gflops", str(peak_fp32)] if peak_fp32 else []
@@ -423,6 +430,53 @@ def run_peer(args, precision, peak_fp32):
         error = " | ".join(done.stderr.strip().splitlines()[-4:])
         return [{"kind": "peer", "precision": precision, "error": f"rc={done.returncode}: {error}"}]
     return rows
+
+
+def measure_round(args, peaks, index):
+    """One round: per config, our cells then the peer's, so each pair is minutes apart; emits
+    every line tagged with the round and returns the round's summaries."""
+    ours, peers = {}, []
+    cells = list(itertools.product(*(getattr(args, f).split(",") for f in ("modes", "precisions", "xla"))))  # fmt: skip
+    for name in args.configs.split(","):
+        for mode, precision, xla in cells:
+            record = dict(measure(args, name, mode, precision, xla, peaks), round=index)
+            emit(record)
+            ours.setdefault((name, mode, precision), []).append(record)
+        if args.peer:
+            for precision in args.precisions.split(","):
+                for row in run_peer(args, precision, peaks["fp32"], name):
+                    peers.append(dict(row, round=index))
+                    emit(peers[-1])
+    summaries = summarize(ours, peers)
+    for summary in summaries:
+        if summary["best"] and summary["peer_best"]:
+            emit(dict(ratio_record(summary), round=index))
+    return summaries
+
+
+def round_intervals(rounds, confidence=0.95):
+    """Per cell measured with the peer in every round: the rounds' ratios, their geometric mean
+    and its t interval (computed on the log ratios, so 0.8 and 1.25 are equally far from 1)."""
+    import study_stats  # scipy: loaded by the parent only, never by the measuring workers
+
+    cells = []
+    for position, first in enumerate(rounds[0]):
+        summaries = [r[position] for r in rounds]
+        if not all(s["best"] and s["peer_best"] for s in summaries):
+            continue
+        ratios = [ratio_record(s)["ratio"] for s in summaries]
+        logs = study_stats.mean_interval([math.log(r) for r in ratios], confidence)
+        ours = [s["best"]["clips_per_s"] for s in summaries]
+        peer = [s["peer_best"][0] for s in summaries]
+        cells.append({
+            "kind": "ratio_interval", "config": first["config"], "mode": first["mode"],
+            "precision": first["precision"], "rounds": len(ratios), "ratios": ratios,
+            "ratio": math.exp(logs["mean"]), "confidence": confidence,
+            "low": math.exp(logs["low"]), "high": math.exp(logs["high"]),
+            "ours_clips_per_s_median": statistics.median(ours),
+            "peer_clips_per_s_median": statistics.median(peer),
+        })  # fmt: skip
+    return cells
 
 
 def summarize(ours, peers):
@@ -455,24 +509,43 @@ def ratio_record(summary):
     }  # fmt: skip
 
 
-def markdown_table(summaries):
+def markdown_table(rounds):
+    """One row per cell; over several rounds the figures are medians and the ratio is the rounds'
+    geometric mean with its 95% interval."""
+
     def number(value, fmt=".3g"):
         return "-" if value is None else format(value, fmt)
 
+    def median(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    intervals = {(c["config"], c["mode"], c["precision"]): c for c in round_intervals(rounds)} if len(rounds) > 1 else {}  # fmt: skip
     lines = [
         "| config | mode | precision | batch | GFLOP/clip | ours XLA off | ours XLA on | best MFU "
         "| peak RSS MiB | peer eager | peer compiled | ratio |",
         "|" + "---|" * 12,
     ]
-    for s in summaries:
-        first, best = s["records"][0], s["best"] or {}
-        ratio = ratio_record(s)["ratio"] if best and s["peer_best"] else None
-        rss = max((r["peak_rss_mb"] for r in s["records"] if "peak_rss_mb" in r), default=None)
-        cells = [s["config"], s["mode"], s["precision"], first["batch"],
-                 number(first["gflop_per_clip"]), number(s["ours"].get("off")),
-                 number(s["ours"].get("on")), number(best.get("mfu"), ".2f"), number(rss, ".0f"),
-                 number(s["peer"]["eager"]), number(s["peer"]["compiled"]), number(ratio, ".2f")]  # fmt: skip
+    for position, s in enumerate(rounds[0]):
+        cell = [r[position] for r in rounds]
+        records = [record for c in cell for record in c["records"]]
+        ratios = [ratio_record(c)["ratio"] for c in cell if c["best"] and c["peer_best"]]
+        ratio = number(median(ratios), ".2f")
+        interval = intervals.get((s["config"], s["mode"], s["precision"]))
+        if interval:
+            ratio = f"{interval['ratio']:.2f} [{interval['low']:.2f}, {interval['high']:.2f}]"
+        rss = max((r["peak_rss_mb"] for r in records if "peak_rss_mb" in r), default=None)
+        cells = [s["config"], s["mode"], s["precision"], s["records"][0]["batch"],
+                 number(s["records"][0]["gflop_per_clip"]),
+                 number(median(c["ours"].get("off") for c in cell)),
+                 number(median(c["ours"].get("on") for c in cell)),
+                 number(median((c["best"] or {}).get("mfu") for c in cell), ".2f"),
+                 number(rss, ".0f"), number(median(c["peer"]["eager"] for c in cell)),
+                 number(median(c["peer"]["compiled"] for c in cell)), ratio]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    n = len(rounds)
+    if n > 1:
+        lines.append(f"\nMedians of {n} rounds; ratio: geometric mean of the {n} paired rounds [95% interval].")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -553,6 +626,13 @@ def parse_args(argv=None):
     add("--peer-script", default=DEFAULT_PEER, help="path of peer_hf_timesformer.py")
     add("--peer-compile", action="store_true", help="pass --compile to the peer")
     add("--peer-timeout", type=int, default=7200, help="seconds per peer run")
+    add(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every cell N times, ours and the peer's "
+        "alternating config by config (ratios get 95%% intervals)",
+    )
     add("--markdown", nargs="?", const="-", help="print a markdown table to stderr or FILE")
     add("--results-dir", help="also append the JSON lines to DIR/<machine>_<date>.jsonl")
     add("--max-batch", action="store_true", help="search the largest training batch instead")
@@ -565,6 +645,8 @@ def parse_args(argv=None):
     for size in args.peak_sizes:
         if not all(d.isdigit() for d in size.split("x")) or len(size.split("x")) not in (1, 3):
             parser.error(f"--peak-sizes entry {size!r} is neither N nor MxKxN")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
     check_lists(parser, args, CONFIGS, {"precisions": "fp32 bf16", "xla": "off on", "modes": "infer train"})  # fmt: skip
     return args
 
@@ -579,25 +661,15 @@ def main():
     if args.max_batch:
         run_max_batch(args, peaks)
         return
-    ours = {}
-    for name, mode, precision, xla in itertools.product(
-        *(getattr(args, flag).split(",") for flag in ("configs", "modes", "precisions", "xla"))
-    ):
-        record = measure(args, name, mode, precision, xla, peaks)
-        emit(record)
-        ours.setdefault((name, mode, precision), []).append(record)
-    peers = []
-    if args.peer:
-        for precision in args.precisions.split(","):
-            peers += run_peer(args, precision, peaks["fp32"])
-    summaries = summarize(ours, peers)
-    for row in peers + [ratio_record(s) for s in summaries if s["best"] and s["peer_best"]]:
-        emit(row)
+    rounds = [measure_round(args, peaks, index) for index in range(args.rounds)]
+    if args.rounds > 1:
+        for cell in round_intervals(rounds):
+            emit(cell)
     if args.markdown == "-":
-        print(markdown_table(summaries), file=sys.stderr)
+        print(markdown_table(rounds), file=sys.stderr)
     elif args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(markdown_table(summaries))
+            f.write(markdown_table(rounds))
     if args.results_dir:
         save_results(args.results_dir)
 

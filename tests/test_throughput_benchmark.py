@@ -65,3 +65,72 @@ def test_first_line_names_the_machine_and_its_measured_peaks(tmp_path):
     saved = list(tmp_path.glob(f"{machine['machine']}_*.jsonl"))
     assert len(saved) == 1
     assert [json.loads(line) for line in saved[0].read_text().splitlines()] == lines
+
+
+def cell_round(ours_clips, peer_clips, mode="train"):
+    """One round's summaries for one cell (tiny fp32), built from lines shaped as `measure` and
+    the peer script write them."""
+    ours = {("tiny", mode, "fp32"): [{"xla": "off", "clips_per_s": ours_clips, "batch": 8,
+                                       "gflop_per_clip": 2.1, "mfu": 0.5}]}  # fmt: skip
+    peer = {"config": "tiny", "precision": "fp32", f"{mode}_clips_per_s_runs": [peer_clips]}
+    return throughput.summarize(ours, [peer])
+
+
+def test_rounds_pair_ours_with_the_peer_run_beside_it_and_carry_an_interval():
+    # the VM slows both by half in round 2: paired ratios stay 1.2, unpaired ones would not
+    rounds = [cell_round(12.0, 10.0), cell_round(6.0, 5.0), cell_round(13.2, 11.0)]
+    (cell,) = throughput.round_intervals(rounds)
+    assert cell["rounds"] == 3 and cell["ratios"] == pytest.approx([1.2, 1.2, 1.2])
+    assert cell["ratio"] == pytest.approx(1.2)
+    assert cell["low"] == pytest.approx(1.2) and cell["high"] == pytest.approx(1.2)
+    assert cell["ours_clips_per_s_median"] == 12.0 and cell["peer_clips_per_s_median"] == 10.0
+    # spread over rounds widens the interval around the geometric mean of the ratios
+    (noisy,) = throughput.round_intervals(
+        [cell_round(12.0, 10.0), cell_round(9.0, 10.0), cell_round(15.0, 10.0)]
+    )
+    assert noisy["ratio"] == pytest.approx((1.2 * 0.9 * 1.5) ** (1 / 3))
+    assert noisy["low"] < 0.9 < 1.5 < noisy["high"]
+    table = throughput.markdown_table(rounds)
+    assert "| 1.20 [1.20, 1.20] |" in table and "Medians of 3 rounds" in table
+
+
+def test_a_cell_the_peer_missed_in_a_round_gets_no_interval():
+    missed = throughput.summarize(
+        {
+            ("tiny", "train", "fp32"): [
+                {"xla": "off", "error": "timed out", "batch": 8, "gflop_per_clip": 2.1}
+            ]
+        },  # fmt: skip
+        [],
+    )
+    assert throughput.round_intervals([cell_round(12.0, 10.0), missed]) == []
+    assert "| - |" in throughput.markdown_table([missed])
+
+
+def test_rounds_must_be_positive(capsys):
+    with pytest.raises(SystemExit):
+        throughput.parse_args(["--rounds", "0"])
+    assert "--rounds must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_rounds_alternate_ours_and_the_peer_config_by_config(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "throughput.py"), "--configs", "tiny", "--modes",
+         "infer", "--precisions", "fp32", "--xla", "off", "--steps", "1", "--warmup", "0",
+         "--repeats", "1", "--peak-sizes", "128", "--peer", "--rounds", "2",
+         "--markdown", str(tmp_path / "table.md")],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    order = [(line["kind"], line.get("round")) for line in lines[1:]]
+    assert order == [
+        ("measurement", 0), ("peer", 0), ("ratio", 0),
+        ("measurement", 1), ("peer", 1), ("ratio", 1),
+        ("ratio_interval", None),
+    ]  # fmt: skip
+    ratios = [line["ratio"] for line in lines if line["kind"] == "ratio"]
+    interval = lines[-1]
+    assert interval["ratios"] == ratios and interval["low"] <= interval["ratio"] <= interval["high"]
+    assert "Medians of 2 rounds" in (tmp_path / "table.md").read_text()
