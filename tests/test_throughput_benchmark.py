@@ -100,7 +100,7 @@ def test_a_cell_the_peer_missed_in_a_round_gets_no_interval():
             ("tiny", "train", "fp32"): [
                 {"xla": "off", "error": "timed out", "batch": 8, "gflop_per_clip": 2.1}
             ]
-        },  # fmt: skip
+        },
         [],
     )
     assert throughput.round_intervals([cell_round(12.0, 10.0), missed]) == []
