@@ -27,10 +27,12 @@ def train_stream(
     shuffle_buffer: int = 64,
     num_parallel_calls: int = tf.data.AUTOTUNE,
     builder=None,
+    cached: tf.data.Dataset | None = None,
 ) -> tf.data.Dataset:
     """The infinite training stream of one dataset (see the module docstring for the element).
 
-    Raw examples (JPEGs undecoded) are shuffled (files and a `shuffle_buffer` of examples),
+    Raw examples (JPEGs undecoded) are shuffled (files and a `shuffle_buffer` of examples; a
+    `cached` split is shuffled whole),
     repeated, each zipped with its own stateless seed and preprocessed by
     `preprocessing.train_preprocess`. With mixup / cutmix on, clips are batched by
     `cfg.mix_batch_size` (same dataset only), mixed and unbatched again.
@@ -43,11 +45,17 @@ def train_stream(
         scalar tensor (the per-epoch streams of `mixing.train_dataset`).
       dataset_index: the dataset's position in the mixture, carried by every element.
       builder: a builder instance or name overriding cfg.builder.
+      cached: the train split from `reader.cached_split`, built once by the caller and reused
+        by every stream, in place of reading the files.
     """
     builder, cfg = reader.resolve(cfg, builder)
-    examples = reader.read_split(
-        builder, cfg.train_split, shuffle_files=True, seed=seed, info=cfg.source
-    )
+    if cached is None:
+        examples = reader.read_split(
+            builder, cfg.train_split, shuffle_files=True, seed=seed, info=cfg.source
+        )
+    else:
+        examples = cached
+        shuffle_buffer = reader.split_size(builder, cfg.train_split)
     examples = examples.shuffle(shuffle_buffer, seed=seed).repeat()
     clips = tf.data.Dataset.zip(examples, example_seeds(seed)).map(
         lambda example, example_seed: preprocessing.train_preprocess(

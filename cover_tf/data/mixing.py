@@ -209,6 +209,14 @@ def train_dataset(
         for key in groups
     }
     num_classes = {cfg.name: cfg.num_classes for _, cfg in resolved}
+    # Built once, outside the per-epoch streams, so that every epoch reads them from memory.
+    cached = {
+        cfg.name: reader.cached_split(
+            builder, cfg.train_split, decoded=cfg.cache == "decoded", info=cfg.source
+        )
+        for builder, cfg in resolved
+        if cfg.cache != "none"
+    }
 
     def mixed(seed):
         streams = {}
@@ -224,6 +232,7 @@ def train_dataset(
                 else mixing.video_shuffle_buffer,
                 num_parallel_calls=mixing.num_parallel_calls,
                 builder=builder,
+                cached=cached.get(cfg.name),
             )
         return mix_streams(streams, weights, groups, batch_sizes, num_classes, seed)
 

@@ -5,10 +5,13 @@ images are 1-frame sequences. JPEGs stay encoded so that only the sampled frames
 """
 
 import dataclasses
+import time
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import logging
 
 from cover_tf.data.dataset_config import DatasetConfig
 
@@ -155,3 +158,38 @@ def read_split(
         return {"frames": frames, "label": example["label"]}
 
     return dataset.map(to_raw, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def cached_split(
+    builder: tfds.core.DatasetBuilder, split: str, decoded: bool, info: SourceInfo | None = None
+) -> tf.data.Dataset:
+    """A split's raw examples in stored order, read here once into memory.
+
+    With `decoded`, JPEG frames are decoded once to uint8 [T_in, H, W, 3] before caching (the
+    pipelines take either form). The in-memory cache belongs to the returned dataset object and
+    is filled by a full pass here, so every later iterator over it (e.g. each epoch's stream of
+    `mixing.train_dataset`, which may stop part-way through the split: a cache that one
+    iterator leaves incomplete is discarded) reads from memory. Build it once and reuse it.
+    """
+    from cover_tf.data import video_ops  # reader stays free of the transforms otherwise
+
+    info = info or source_info(builder)
+    examples = read_split(builder, split, info=info)
+    if decoded and info.is_jpeg:
+        examples = examples.map(
+            lambda example: {**example, "frames": video_ops.decode_frames(example["frames"])},
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    examples = examples.cache()
+    start = time.perf_counter()
+    count = int(examples.reduce(np.int64(0), lambda count, _: count + 1))
+    logging.info(
+        "%s[%s]: %d examples kept in memory (%s), read in %.1f s",
+        builder.name,
+        split,
+        count,
+        "decoded" if decoded and info.is_jpeg else "as stored",
+        time.perf_counter() - start,
+    )
+    return examples

@@ -4,9 +4,10 @@ import logging
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import MEAN, STD, image_config, make_builder, video_config
 
-from cover_tf.data import input_pipeline, mixing
+from cover_tf.data import input_pipeline, mixing, reader
 from cover_tf.data.dataset_config import MixingConfig
 
 SIZES = {"small": 100, "medium": 300, "large": 600}
@@ -162,3 +163,67 @@ def test_each_epoch_is_built_from_its_seed_so_resuming_regenerates_nothing(data_
     )
     # An epoch no run could reach by skipping batches comes at once.
     assert len(batches(10**12, 1)) == 1
+
+
+def _blue_levels(frames, mean=MEAN, std=STD):
+    """Per-clip blue level in [0, 255] of normalized frames [N, T, H, W, 3] (flat colours)."""
+    return frames[..., 2].mean(axis=(1, 2, 3)) * (255 * std[2]) + 255 * mean[2]
+
+
+def test_cached_split_every_pass_is_a_permutation_of_the_split(image_builder):
+    """A cached split is shuffled whole: each pass sees every example once, in a new order."""
+    cfg = image_config(cache="decoded")
+    split = reader.cached_split(image_builder, "train", decoded=True)
+    stored = sorted(float(e["frames"][0, 0, 0, 2]) for e in split)  # each image's blue level
+    assert len(stored) == 8 and len(set(stored)) > 4
+    stream = input_pipeline.train_stream(
+        cfg, MEAN, STD, seed=5, builder=image_builder, cached=split
+    )
+    frames = np.stack([e["frames"].numpy() for e in stream.take(16)])
+    for one_pass in (frames[:8], frames[8:]):
+        np.testing.assert_allclose(sorted(_blue_levels(one_pass)), stored, atol=3)
+    assert not np.allclose(_blue_levels(frames[:8]), _blue_levels(frames[8:]), atol=3)
+
+
+def test_decoded_cache_gives_the_clips_of_the_encoded_cache(video_builder):
+    """Decoding every frame once, then cropping, is the transform of decoding the crop window."""
+    cfg = video_config(cache="encoded")
+
+    def clips(decoded):
+        split = reader.cached_split(video_builder, "train", decoded=decoded)
+        stream = input_pipeline.train_stream(
+            cfg, MEAN, STD, seed=2, builder=video_builder, cached=split
+        )
+        return [(e["frames"].numpy(), e["label"].numpy()) for e in stream.take(10)]
+
+    for (a, label_a), (b, label_b) in zip(clips(False), clips(True), strict=True):
+        np.testing.assert_array_equal(label_a, label_b)
+        np.testing.assert_allclose(a, b, atol=2 / (255 * STD[0]))  # JPEG decoders: <= 2 levels
+
+
+@pytest.mark.parametrize("cache", ["encoded", "none"])
+def test_cached_datasets_are_read_once_for_all_epochs(tmp_path, cache):
+    """With a cache, later epochs never touch the files (deleted here after the first batch);
+    without one, each epoch reads them again (the control: the same deletion fails the run)."""
+    videos = make_builder(tmp_path, "video6", kind="video", num_frames=6, num_train=30)
+    images = make_builder(tmp_path, "image10", kind="image", num_train=10, num_classes=4)
+    configs = [video_config(name="motion", cache=cache), image_config(name="images", cache=cache)]
+    mix = MixingConfig(video_batch_size=2, image_batch_size=6, seed=3, deterministic=True)
+    dataset = mixing.train_dataset(
+        configs, mix, MEAN, STD, {"motion": videos, "images": images}, steps_per_epoch=3
+    )
+    batches = iter(dataset)
+    next(batches)
+    for path in tmp_path.rglob("*.tfrecord*"):
+        path.unlink()
+    if cache == "none":
+        with pytest.raises(tf.errors.OpError):
+            for _ in range(30):
+                next(batches)
+    else:
+        assert all(next(batches)[0].shape[0] in (2, 6) for _ in range(30))
+
+
+def test_unknown_cache_names_itself():
+    with pytest.raises(ValueError, match=r"motion\.cache must be one of .*'memory'"):
+        video_config(cache="memory").validate()
