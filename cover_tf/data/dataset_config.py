@@ -63,7 +63,8 @@ class DatasetConfig:
       cache: the training split kept in memory after its first read: "none" (read from disk
         every epoch, file order and a shuffle buffer of `mixing.*_shuffle_buffer`), "encoded"
         (the examples as stored, ~the split's size on disk) or "decoded" (JPEG frames decoded
-        once to uint8: ~10-20x that; no decoding per step). A cached split is shuffled whole
+        once to uint8: 3x that for the demo's 40x40 frames, more for larger ones; no decoding
+        per step). A cached split is shuffled whole
         in every epoch's stream. For small splits: on 2 cores the demo's per-step input cost
         (reading an example cost more than decoding its frames) took ~20% of its step.
     """

@@ -13,6 +13,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
+from cover_tf.data import video_ops
 from cover_tf.data.dataset_config import DatasetConfig
 
 
@@ -171,8 +172,6 @@ def cached_split(
     `mixing.train_dataset`, which may stop part-way through the split: a cache that one
     iterator leaves incomplete is discarded) reads from memory. Build it once and reuse it.
     """
-    from cover_tf.data import video_ops  # reader stays free of the transforms otherwise
-
     info = info or source_info(builder)
     examples = read_split(builder, split, info=info)
     if decoded and info.is_jpeg:

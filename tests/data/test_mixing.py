@@ -171,7 +171,7 @@ def _blue_levels(frames, mean=MEAN, std=STD):
 
 
 def test_cached_split_every_pass_is_a_permutation_of_the_split(image_builder):
-    """A cached split is shuffled whole: each pass sees every example once, in a new order."""
+    """Each pass over a cached split sees every example once, in a new order."""
     cfg = image_config(cache="decoded")
     split = reader.cached_split(image_builder, "train", decoded=True)
     stored = sorted(float(e["frames"][0, 0, 0, 2]) for e in split)  # each image's blue level
@@ -187,7 +187,7 @@ def test_cached_split_every_pass_is_a_permutation_of_the_split(image_builder):
 
 def test_decoded_cache_gives_the_clips_of_the_encoded_cache(video_builder):
     """Decoding every frame once, then cropping, is the transform of decoding the crop window."""
-    cfg = video_config(cache="encoded")
+    cfg = video_config()  # the stream takes the cached split it is given
 
     def clips(decoded):
         split = reader.cached_split(video_builder, "train", decoded=decoded)
