@@ -20,16 +20,22 @@ PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 venv: $(RUNTIME_STAMP)
 
-# The runtime set goes in with uv (parallel downloads and bytecode compilation: ~50 s from an
-# empty cache on 2 cores, against ~90 s for pip; README "Set-up"). The test extras stay with pip,
-# which honours this machine's pip.conf (torch 2.13.0's CPU build is a file on its disk).
+# The runtime set goes in with uv (parallel downloads: ~7 s from a warm cache, README "Set-up").
+# No bytecode is compiled up front (`--compile-bytecode` compiled every module of every package:
+# ~27 s more on 2 cores); each module is compiled when a command first imports it and kept in
+# the venv, so the make targets write bytecode even where the environment sets
+# PYTHONDONTWRITEBYTECODE (without it, every process would recompile TensorFlow's imports: ~8 s).
+# The test extras stay with pip, which honours this machine's pip.conf (torch 2.13.0's CPU build
+# is a file on its disk).
+unexport PYTHONDONTWRITEBYTECODE
 $(RUNTIME_STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel $(UV)
-	$(PY) -m uv pip install --python $(PY) -q --compile-bytecode -e .
+	$(PY) -m pip install -q $(UV)
+	$(PY) -m uv pip install --python $(PY) -q -e .
 	touch $@
 
 $(TEST_STAMP): $(RUNTIME_STAMP)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 

@@ -17,12 +17,33 @@ def test_demo_config_loads_with_typed_values():
     assert isinstance(config, ExperimentConfig)
     assert [d.name for d in config.datasets] == ["appearance", "motion", "images"]
     motion = config.datasets[1]
-    assert motion.flip is False and motion.train_short_side_range == (32, 40)
+    # motion trains on whole frames (as it is tested), no scale-jittered crop: configs/demo.yaml
+    assert motion.flip is False and motion.train_short_side_range == (32, 32)
     assert config.optimizer.learning_rate == 0.001 and isinstance(
         config.optimizer.learning_rate, float
     )
     # data_dir of the experiment reaches every dataset block that does not set its own
     assert all(d.data_dir == "runs/tensorflow_datasets" for d in config.datasets)
+
+
+def test_study_recipe_restores_the_recipe_the_study_table_was_measured_with():
+    """benchmarks/cotrain.py trains the demo recipe with `STUDY_RECIPE` on top: where the demo
+    moved since the study's table was measured, the study must not (or its rerun would differ)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "cotrain", CONFIGS.parent / "benchmarks" / "cotrain.py"
+    )
+    cotrain = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cotrain)
+    study = load_config(CONFIGS / "demo.yaml", list(cotrain.STUDY_RECIPE))
+    demo = load_config(CONFIGS / "demo.yaml")
+    motion = {d.name: d for d in study.datasets}["motion"]
+    assert motion.train_short_side_range == (32, 40)
+    assert all(d.cache == "none" for d in study.datasets)
+    assert study.train.steps_per_epoch == 250
+    # everything else is the demo's
+    assert (study.model, study.optimizer, study.mixing) == (demo.model, demo.optimizer, demo.mixing)
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
