@@ -64,6 +64,9 @@ def test_export_and_predict_on_ram_write_nothing_locally(tmp_path, real_clip):
         # they are not the export's or the model's files.
         "KERAS_HOME": str(tmp_path / "caches" / "keras"),
         "MPLCONFIGDIR": str(tmp_path / "caches" / "matplotlib"),
+        # Python's bytecode of the modules autograph generates in TMPDIR (the make targets let
+        # Python write bytecode): an interpreter cache, not the export's files.
+        "PYTHONPYCACHEPREFIX": str(tmp_path / "caches" / "pycache"),
     }
     result = subprocess.run(
         [sys.executable, "-c", RAM_SCRIPT, str(real_clip[0])],
