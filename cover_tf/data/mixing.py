@@ -103,10 +103,13 @@ def route_to_heads(element: dict, names: list, num_classes: dict) -> tuple:
 
 
 def _routed(stream: tf.data.Dataset, index: int, names: list, num_classes: dict):
-    """A dataset's stream with its head index set and routed to (frames, labels, weights)."""
+    """A dataset's stream (of clips or batches) with its head index set and routed to
+    (frames, labels, weights)."""
     return stream.map(
         lambda e: route_to_heads(
-            {**e, "dataset_index": tf.constant(index, tf.int32)}, names, num_classes
+            {**e, "dataset_index": tf.fill(tf.shape(e["dataset_index"]), index)},
+            names,
+            num_classes,
         )
     )
 
@@ -122,7 +125,9 @@ def mix_streams(
     """Two-level mixing of unbatched per-dataset streams into routed batches.
 
     Args:
-      streams: {name: infinite Dataset of {frames, label, dataset_index}}, in head order.
+      streams: {name: infinite Dataset of {frames, label, dataset_index}}, in head order: of
+        batches of the group's batch size for a dataset alone in its shape group
+        (`input_pipeline.train_stream(batch_size=...)`), of single clips for the others.
       weights: {name: normalised weight}.
       groups: {group key: [names]} (every name in exactly one group).
       batch_sizes: {group key: batch size}.
@@ -138,12 +143,12 @@ def mix_streams(
         routed = [_routed(streams[name], names.index(name), names, num_classes) for name in members]
         within = [weights[name] for name in members]
         if len(routed) == 1:
-            group = routed[0]
+            batched_groups.append(routed[0])
         else:
             group = tf.data.Dataset.sample_from_datasets(
                 routed, weights=within, seed=seed + 7919 * group_index
             )
-        batched_groups.append(group.batch(batch_sizes[key], drop_remainder=True))
+            batched_groups.append(group.batch(batch_sizes[key], drop_remainder=True))
         group_probabilities.append(step_weights[key])
     logging.info(
         "Shape group step probabilities: %s",
@@ -218,9 +223,12 @@ def train_dataset(
         if cfg.cache != "none"
     }
 
+    alone = {names[0]: key for key, names in groups.items() if len(names) == 1}
+
     def mixed(seed):
         streams = {}
         for index, (builder, cfg) in enumerate(resolved):
+            group = alone.get(cfg.name)
             streams[cfg.name] = input_pipeline.train_stream(
                 cfg,
                 mean,
@@ -233,6 +241,7 @@ def train_dataset(
                 num_parallel_calls=mixing.num_parallel_calls,
                 builder=builder,
                 cached=cached.get(cfg.name),
+                batch_size=None if group is None else batch_sizes[group],
             )
         return mix_streams(streams, weights, groups, batch_sizes, num_classes, seed)
 

@@ -161,20 +161,38 @@ def read_split(
     return dataset.map(to_raw, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+@dataclasses.dataclass(frozen=True)
+class CachedSplit:
+    """A split's raw examples held in memory (`cached_split`).
+
+    Attributes:
+      examples: the Dataset of raw examples, in stored order, read from memory.
+      size: number of examples.
+      frame_shape: (T_in, H, W, 3) when every example's frames are decoded pixels of that one
+        shape (then whole batches can be transformed at once), else None.
+    """
+
+    examples: tf.data.Dataset
+    size: int
+    frame_shape: tuple | None
+
+
 def cached_split(
     builder: tfds.core.DatasetBuilder, split: str, decoded: bool, info: SourceInfo | None = None
-) -> tf.data.Dataset:
+) -> CachedSplit:
     """A split's raw examples in stored order, read here once into memory.
 
     With `decoded`, JPEG frames are decoded once to uint8 [T_in, H, W, 3] before caching (the
     pipelines take either form). The in-memory cache belongs to the returned dataset object and
-    is filled by a full pass here, so every later iterator over it (e.g. each epoch's stream of
-    `mixing.train_dataset`, which may stop part-way through the split: a cache that one
-    iterator leaves incomplete is discarded) reads from memory. Build it once and reuse it.
+    is filled by a full pass here (which also counts the examples and their frame shapes), so
+    every later iterator over it (e.g. each epoch's stream of `mixing.train_dataset`, which may
+    stop part-way through the split: a cache that one iterator leaves incomplete is discarded)
+    reads from memory. Build it once and reuse it.
     """
     info = info or source_info(builder)
     examples = read_split(builder, split, info=info)
-    if decoded and info.is_jpeg:
+    decoded = decoded and info.is_jpeg
+    if decoded:
         examples = examples.map(
             lambda example: {**example, "frames": video_ops.decode_frames(example["frames"])},
             num_parallel_calls=tf.data.AUTOTUNE,
@@ -182,13 +200,26 @@ def cached_split(
         )
     examples = examples.cache()
     start = time.perf_counter()
-    count = int(examples.reduce(np.int64(0), lambda count, _: count + 1))
+    pixels = examples.element_spec["frames"].dtype == tf.uint8
+    first = tf.fill([4], np.int32(-1))
+
+    def count_shapes(state, example):
+        count, low, high = state
+        shape = tf.shape(example["frames"]) if pixels else first
+        return count + 1, tf.minimum(low, shape), tf.maximum(high, shape)
+
+    count, low, high = examples.reduce(
+        (np.int64(0), tf.fill([4], np.int32(2**31 - 1)), first), count_shapes
+    )
+    count, low, high = int(count), low.numpy(), high.numpy()
+    frame_shape = tuple(int(n) for n in low) if pixels and (low == high).all() else None
     logging.info(
-        "%s[%s]: %d examples kept in memory (%s), read in %.1f s",
+        "%s[%s]: %d examples kept in memory (%s, %s), read in %.1f s",
         builder.name,
         split,
         count,
-        "decoded" if decoded and info.is_jpeg else "as stored",
+        "decoded" if decoded else "as stored",
+        f"frames {frame_shape}" if frame_shape else "frames of several shapes",
         time.perf_counter() - start,
     )
-    return examples
+    return CachedSplit(examples, count, frame_shape)

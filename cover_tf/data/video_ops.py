@@ -23,8 +23,14 @@ def _fold_index(indices: tf.Tensor, num_available: tf.Tensor, boundary: str) -> 
         raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
 
 
+def uniform_int(uniform: tf.Tensor, count) -> tf.Tensor:
+    """Floats uniform in [0, 1) -> int32 uniform in [0, count) (`count` >= 1, broadcast)."""
+    count = tf.cast(count, tf.int32)
+    return tf.minimum(tf.cast(uniform * tf.cast(count, tf.float32), tf.int32), count - 1)
+
+
 def sample_strided_indices(
-    num_available, num_frames: int, frame_stride: int, seed, boundary: str = "clamp"
+    num_available, num_frames: int, frame_stride: int, seed, boundary: str = "clamp", batch=()
 ) -> tf.Tensor:
     """Random strided clip (Kinetics / MiT training): `num_frames` indices `frame_stride` apart.
 
@@ -32,23 +38,27 @@ def sample_strided_indices(
     clip starts at 0 and its indices past the end are clamped (or wrapped, `boundary="wrap"`).
 
     Args:
-      num_available: int scalar tensor, number of frames T_in of the video.
+      num_available: int scalar tensor, number of frames T_in of the video (of every video of
+        the batch).
       num_frames: frames per clip T.
       frame_stride: distance between sampled frames.
       seed: int tensor [2] for `tf.random.stateless_uniform`.
       boundary: "clamp" or "wrap".
+      batch: leading shape: one clip per entry, each with its own start.
     Returns:
-      int32 [T] frame indices in [0, T_in).
+      int32 [*batch, T] frame indices in [0, T_in).
     """
     num_available = tf.cast(num_available, tf.int32)
     span = (num_frames - 1) * frame_stride + 1
     num_starts = tf.maximum(num_available - span + 1, 1)
-    start = tf.random.stateless_uniform([], seed, minval=0, maxval=num_starts, dtype=tf.int32)
-    indices = start + tf.range(num_frames, dtype=tf.int32) * frame_stride
+    start = uniform_int(tf.random.stateless_uniform(batch, seed), num_starts)
+    indices = start[..., None] + tf.range(num_frames, dtype=tf.int32) * frame_stride
     return _fold_index(indices, num_available, boundary)
 
 
-def sample_segment_indices(num_available, num_frames: int, training: bool, seed=None) -> tf.Tensor:
+def sample_segment_indices(
+    num_available, num_frames: int, training: bool, seed=None, batch=()
+) -> tf.Tensor:
     """Segment sampling (SSv2, TSN): split the video into T equal segments, one frame from each.
 
     Training takes a uniformly random frame per segment, evaluation the centre frame.
@@ -58,17 +68,19 @@ def sample_segment_indices(num_available, num_frames: int, training: bool, seed=
       num_frames: number of segments T.
       training: random (True) or centre (False) frame per segment.
       seed: int tensor [2]; required when `training`.
+      batch: leading shape: one clip per entry, each with its own random frames.
     Returns:
-      int32 [T] non-decreasing indices in [0, T_in); index t lies in segment t when T_in >= T.
+      int32 [*batch, T] non-decreasing indices in [0, T_in); index t lies in segment t when
+      T_in >= T.
     """
     num_available = tf.cast(num_available, tf.int32)
     length = tf.cast(num_available, tf.float32)
     starts = tf.range(num_frames, dtype=tf.float32) * length / num_frames
     segment_length = length / num_frames
     if training:
-        fraction = tf.random.stateless_uniform([num_frames], seed, minval=0.0, maxval=1.0)
+        fraction = tf.random.stateless_uniform([*batch, num_frames], seed)
     else:
-        fraction = tf.fill([num_frames], 0.5)
+        fraction = tf.fill([*batch, num_frames], 0.5)
     indices = tf.cast(tf.floor(starts + fraction * segment_length), tf.int32)
     return tf.clip_by_value(indices, 0, num_available - 1)
 
@@ -174,7 +186,9 @@ def crop_window(frames: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
     return frames[:, y : y + h, x : x + w, :]
 
 
-def random_scale_crop_window(height, width, crop_size: int, short_side_range, seed) -> tf.Tensor:
+def random_scale_crop_window(
+    height, width, crop_size: int, short_side_range, seed, batch=()
+) -> tf.Tensor:
     """Window [y, x, h, w] in source pixels equal to "resize short side to s, random crop_size crop".
 
     s is uniform in `short_side_range` = (min, max) inclusive (scale jitter). The window side is
@@ -182,39 +196,67 @@ def random_scale_crop_window(height, width, crop_size: int, short_side_range, se
     frame to short side s and then taking a random crop, with one crop for all frames.
 
     Args:
-      height, width: int32 scalars, source frame size H, W.
+      height, width: int32 scalars, source frame size H, W (of every clip of the batch).
       crop_size: output crop side.
       short_side_range: (min, max) short side after the scale jitter.
       seed: int tensor [2].
+      batch: leading shape: one window per entry, each drawn on its own.
     Returns:
-      int32 [4] window (y, x, h, w) inside [0, H) x [0, W).
+      int32 [*batch, 4] windows (y, x, h, w) inside [0, H) x [0, W).
     """
-    seeds = tf.random.experimental.stateless_split(seed, num=3)
+    uniform = tf.random.stateless_uniform([*batch, 3], seed)
     low, high = short_side_range
-    short_side = tf.random.stateless_uniform(
-        [], seeds[0], minval=low, maxval=high + 1, dtype=tf.int32
-    )
+    short_side = low + uniform_int(uniform[..., 0], high - low + 1)
     source_short = tf.minimum(height, width)
     side = tf.cast(
         tf.round(crop_size * tf.cast(source_short, tf.float32) / tf.cast(short_side, tf.float32)),
         tf.int32,
     )
     side = tf.clip_by_value(side, 1, source_short)
-    y = tf.random.stateless_uniform(
-        [], seeds[1], minval=0, maxval=height - side + 1, dtype=tf.int32
-    )
-    x = tf.random.stateless_uniform([], seeds[2], minval=0, maxval=width - side + 1, dtype=tf.int32)
-    return tf.stack([y, x, side, side])
+    y = uniform_int(uniform[..., 1], height - side + 1)
+    x = uniform_int(uniform[..., 2], width - side + 1)
+    return tf.stack([y, x, side, side], axis=-1)
 
 
-def resize(frames: tf.Tensor, size: int, antialias: bool = False) -> tf.Tensor:
-    """Resizes [T, H, W, C] to float32 [T, size, size, C] (bilinear).
+def random_flips(seed, batch=()) -> tf.Tensor:
+    """bool [*batch]: each True with probability 1/2 (a horizontal flip of that clip)."""
+    return tf.random.stateless_uniform(batch, seed) < 0.5
 
-    Training crop windows are at most ~1.5x the output, where plain bilinear is the usual choice
-    and 2.7x faster than the antialiased kernel on CPU; antialias=True for strong downscaling.
+
+def resize_windows(frames: tf.Tensor, windows: tf.Tensor, size: int, flips=None) -> tf.Tensor:
+    """Each clip's window [y, x, h, w], resized to size x size (bilinear), flipped where asked.
+
+    One `tf.image.crop_and_resize` over all frames of all clips (a clip's frames share its
+    window). A window at least `size` on a side is sampled at the half-pixel centres
+    `tf.image.resize` samples it at (crop-then-resize to float rounding); a smaller one (an
+    upscale) maps its corner pixels to the output's corners, as crop_and_resize cannot repeat
+    a window's edge pixels the way resize does.
+
+    Args:
+      frames: [B, T, H, W, C] clips (any real dtype).
+      windows: int32 [B, 4] (y, x, h, w) inside [0, H) x [0, W).
+      size: output side.
+      flips: bool [B] (None: no flip): mirror that clip left to right.
+    Returns:
+      float32 [B, T, size, size, C].
     """
-    resized = tf.image.resize(frames, [size, size], antialias=antialias)
-    resized.set_shape(frames.shape[:1].concatenate([size, size, frames.shape[-1]]))
+    shape = tf.shape(frames)
+    batch, length = shape[0], shape[1]
+    windows = tf.cast(windows, tf.float32)
+    starts, sides = windows[:, :2], windows[:, 2:]
+    # First and last sample, in source pixels: half-pixel centres, or the window's corners.
+    first = tf.where(sides >= size, starts + 0.5 * sides / size - 0.5, starts)
+    last = tf.where(sides >= size, starts + (size - 0.5) * sides / size - 0.5, starts + sides - 1)
+    scale = tf.maximum(tf.cast(shape[2:4], tf.float32) - 1.0, 1.0)
+    first, last = first / scale, last / scale
+    x1, x2 = first[:, 1], last[:, 1]
+    if flips is not None:
+        x1, x2 = tf.where(flips, x2, x1), tf.where(flips, x1, x2)
+    boxes = tf.repeat(tf.stack([first[:, 0], x1, last[:, 0], x2], axis=1), length, axis=0)
+    flat = tf.reshape(frames, tf.concat([[batch * length], shape[2:]], 0))
+    resized = tf.image.crop_and_resize(flat, boxes, tf.range(batch * length), [size, size])
+    resized = tf.reshape(resized, tf.concat([[batch, length, size, size], shape[4:]], 0))
+    resized.set_shape(frames.shape[:2].concatenate([size, size, frames.shape[-1]]))
     return resized
 
 
@@ -276,12 +318,6 @@ def three_crops(frames: tf.Tensor, size: int) -> tf.Tensor:
     stacked = tf.stack(crops)
     stacked.set_shape([3, frames.shape[0], size, size, frames.shape[-1]])
     return stacked
-
-
-def random_flip_left_right(frames: tf.Tensor, seed) -> tf.Tensor:
-    """Flips all frames of [T, H, W, C] horizontally together with probability 1/2."""
-    flip = tf.random.stateless_uniform([], seed, minval=0, maxval=2, dtype=tf.int32)
-    return tf.cond(flip > 0, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
 
 
 def normalize(frames: tf.Tensor, mean, std) -> tf.Tensor:

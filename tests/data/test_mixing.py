@@ -175,15 +175,23 @@ def test_cached_split_every_pass_is_a_permutation_of_the_split(image_builder):
     the shuffle buffer, whatever buffer the caller passes (1 would keep the stored order)."""
     cfg = image_config(cache="decoded")
     split = reader.cached_split(image_builder, "train", decoded=True)
-    stored = sorted(float(e["frames"][0, 0, 0, 2]) for e in split)  # each image's blue level
-    assert len(stored) == 8 and len(set(stored)) > 4
-    stream = input_pipeline.train_stream(
+    stored = [float(e["frames"][0, 0, 0, 2]) for e in split.examples]  # each image's blue level
+    assert split.size == len(stored) == 8 and len(set(stored)) > 4
+    assert split.frame_shape is not None and split.frame_shape[0] == 1  # one shape: batchable
+    stored = sorted(stored)
+    clips = input_pipeline.train_stream(
         cfg, MEAN, STD, seed=5, shuffle_buffer=1, builder=image_builder, cached=split
     )
-    frames = np.stack([e["frames"].numpy() for e in stream.take(16)])
-    for one_pass in (frames[:8], frames[8:]):
-        np.testing.assert_allclose(sorted(_blue_levels(one_pass)), stored, atol=3)
-    assert not np.allclose(_blue_levels(frames[:8]), _blue_levels(frames[8:]), atol=3)
+    batches = input_pipeline.train_stream(  # batched in one pass (decoded frames of one shape)
+        cfg, MEAN, STD, seed=5, shuffle_buffer=1, builder=image_builder, cached=split, batch_size=4
+    )
+    for frames in (
+        np.stack([e["frames"].numpy() for e in clips.take(16)]),
+        np.concatenate([e["frames"].numpy() for e in batches.take(4)]),
+    ):
+        for one_pass in (frames[:8], frames[8:]):
+            np.testing.assert_allclose(sorted(_blue_levels(one_pass)), stored, atol=3)
+        assert not np.allclose(_blue_levels(frames[:8]), _blue_levels(frames[8:]), atol=3)
 
 
 def test_decoded_cache_gives_the_clips_of_the_encoded_cache(video_builder):
@@ -192,6 +200,7 @@ def test_decoded_cache_gives_the_clips_of_the_encoded_cache(video_builder):
 
     def clips(decoded):
         split = reader.cached_split(video_builder, "train", decoded=decoded)
+        assert (split.frame_shape is not None) == decoded  # JPEG strings are never batched
         stream = input_pipeline.train_stream(
             cfg, MEAN, STD, seed=2, builder=video_builder, cached=split
         )

@@ -166,3 +166,36 @@ def test_config_validate_names_field_and_allowed_values():
         DatasetConfig().validate()
     with pytest.raises(ValueError, match="randaugment.magnitude"):
         video_config(randaugment=RandAugmentConfig(magnitude=50)).validate()
+
+
+def test_batch_transform_is_the_clip_transform():
+    """Where no choice is random (every frame used, the whole frame as the window, no flip),
+    the one-pass batch transform gives each clip what the per-clip transform gives it; where
+    choices are random, each clip of the batch draws its own."""
+    fixed = _resolved(
+        video_config(num_frames=6, frame_stride=1, train_short_side_range=(32, 32), flip=False)
+    )
+    videos = tf.constant(
+        np.random.default_rng(0).integers(0, 256, (3, 6, 40, 40, 3)).astype(np.uint8)
+    )
+    labels = tf.constant([0, 2, 1], tf.int64)
+    frames, smoothed = preprocessing.train_preprocess_batch(
+        {"frames": videos, "label": labels}, fixed, MEAN, STD, SEED
+    )
+    assert frames.shape == (3, 6, 32, 32, 3)
+    for b in range(3):
+        clip, label = preprocessing.train_preprocess(
+            {"frames": videos[b], "label": labels[b]}, fixed, MEAN, STD, [b, 0]
+        )
+        np.testing.assert_allclose(frames[b], clip, atol=1e-4)
+        np.testing.assert_allclose(smoothed[b], label)
+    still = tf.repeat(tf.constant(_gradient_video())[None], 16, axis=0)
+    jittered, _ = preprocessing.train_preprocess_batch(
+        {"frames": still, "label": tf.zeros([16], tf.int64)},
+        _resolved(video_config(frame_stride=1)),
+        MEAN,
+        STD,
+        SEED,
+    )
+    assert len({_is_flipped(clip) for clip in jittered.numpy()}) == 2
+    assert len({float(clip.mean()) for clip in jittered.numpy()}) > 4  # windows differ

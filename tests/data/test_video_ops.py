@@ -88,14 +88,57 @@ def test_center_crop_and_random_crop_same_window_for_all_frames():
 
 
 def test_flip_flips_all_frames_together_both_ways():
-    frames = _column_frames(num_frames=3)
+    frames = _column_frames(num_frames=3)[None]  # one clip, [1, T, 4, 10, 1]
+    window = tf.constant([[0, 0, 4, 10]])
     outcomes = set()
     for i in range(20):
-        flipped = video_ops.random_flip_left_right(frames, _seed(i)).numpy()
+        flips = video_ops.random_flips(_seed(i), [1])
+        flipped = video_ops.resize_windows(frames, window, 10, flips)[0].numpy()
         first = flipped[:, 0, 0, 0]
         assert len(set(first)) == 1  # same decision for every frame
-        outcomes.add(int(first[0]))
+        assert bool(flips[0]) == (first[0] == 9)
+        outcomes.add(int(round(first[0])))
     assert outcomes == {0, 9}
+
+
+def test_batched_draws_give_each_clip_its_own_choice():
+    """One seed per batch: every clip draws its own start, window and flip, all in range."""
+    indices = video_ops.sample_strided_indices(20, 4, 2, _seed(1), batch=[64]).numpy()
+    assert indices.shape == (64, 4) and len(set(indices[:, 0])) > 5
+    np.testing.assert_array_equal(np.diff(indices, axis=1), 2)
+    assert indices.min() >= 0 and indices.max() < 20
+    segments = video_ops.sample_segment_indices(40, 8, True, _seed(2), batch=[16]).numpy()
+    assert segments.shape == (16, 8) and np.all((segments // 5) == np.arange(8))
+    windows = video_ops.random_scale_crop_window(40, 48, 32, (32, 40), _seed(3), [64]).numpy()
+    y, x, h, w = windows.T
+    assert np.all(h == w) and np.all((32 <= h) & (h <= 40)) and len(set(h)) > 4
+    assert np.all((0 <= y) & (y <= 40 - h)) and np.all((0 <= x) & (x <= 48 - w))
+    flips = video_ops.random_flips(_seed(4), [64]).numpy()
+    assert 10 < flips.sum() < 54
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_resize_windows_equals_crop_then_resize(flip):
+    """Windows at least the output size: each clip's window cropped and resized by
+    `tf.image.resize` (bilinear, half-pixel centres), flipped where asked."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(3, 2, 40, 48, 3)).astype(np.uint8)
+    windows = np.array([[0, 0, 40, 40], [3, 5, 33, 33], [8, 10, 32, 32]], np.int32)
+    flips = np.array([flip, False, flip])
+    out = video_ops.resize_windows(tf.constant(frames), tf.constant(windows), 32, flips).numpy()
+    assert out.shape == (3, 2, 32, 32, 3)
+    for b, ((y, x, h, w), flipped) in enumerate(zip(windows, flips, strict=True)):
+        crop = frames[b, :, y : y + h, x : x + w].astype(np.float32)
+        expected = tf.image.resize(crop, [32, 32]).numpy()
+        expected = expected[:, :, ::-1] if flipped else expected
+        np.testing.assert_allclose(out[b], expected, atol=1e-3)
+
+
+def test_resize_windows_upscales_corner_to_corner():
+    """A window smaller than the output (an upscale) maps its corner pixels to the output's."""
+    frames = tf.constant(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4, 1))
+    out = video_ops.resize_windows(frames, tf.constant([[1, 1, 2, 2]]), 3).numpy()[0, 0, ..., 0]
+    np.testing.assert_allclose(out, [[5, 5.5, 6], [7, 7.5, 8], [9, 9.5, 10]], atol=1e-5)
 
 
 def test_resize_short_side_keeps_aspect():
@@ -129,8 +172,10 @@ def test_ops_run_inside_dataset_map_with_static_shapes():
         jpegs = video_ops.gather_frames(jpegs, indices)
         height, width = video_ops.jpeg_size(jpegs[0])
         window = video_ops.random_scale_crop_window(height, width, 16, (24, 30), _seed(4))
-        frames = video_ops.resize(video_ops.decode_and_crop_frames(jpegs, window), 16)
-        frames = video_ops.random_flip_left_right(frames, _seed(5))
+        frames = video_ops.decode_and_crop_frames(jpegs, window)[None]
+        whole = tf.stack([0, 0, window[2], window[3]])[None]
+        frames = video_ops.resize_windows(frames, whole, 16, video_ops.random_flips(_seed(5), [1]))
+        frames = frames[0]
         full = video_ops.decode_frames(jpegs)
         crops = video_ops.three_crops(video_ops.resize_short_side(full, 16), 16)
         return video_ops.normalize(frames, (0.5,) * 3, (0.5,) * 3), crops
