@@ -122,7 +122,7 @@ def mix_streams(
     num_classes: dict,
     seed: int,
 ) -> tf.data.Dataset:
-    """Two-level mixing of unbatched per-dataset streams into routed batches.
+    """Two-level mixing of per-dataset streams into routed batches.
 
     Args:
       streams: {name: infinite Dataset of {frames, label, dataset_index}}, in head order: of

@@ -116,7 +116,7 @@ def train_preprocess_batch(
 
     The same transform (frame sampling, scale-jitter window, resize, flip, normalization, label
     smoothing; not RandAugment, see `batches_in_one_pass`) with every clip's random choices
-    drawn from one batch seed: ~25 ops per batch where the per-clip map runs ~25 per clip.
+    drawn from one batch seed: each op runs once per batch instead of once per clip.
 
     Args:
       examples: {"frames": uint8 [B, T_in, H, W, 3], "label": int [B]}.
