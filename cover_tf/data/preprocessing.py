@@ -105,8 +105,9 @@ def train_preprocess(example, cfg: DatasetConfig, mean, std, seed) -> tuple[tf.T
 
 
 def batches_in_one_pass(cfg: DatasetConfig) -> bool:
-    """Whether `train_preprocess_batch` applies to the dataset (RandAugment is per clip)."""
-    return cfg.randaugment is None
+    """Whether `train_preprocess_batch` applies to the dataset: not with RandAugment (drawn per
+    clip) nor mixup / cutmix (which pair clips within `mix_batch_size` groups)."""
+    return cfg.randaugment is None and cfg.mixup_alpha == 0 and cfg.cutmix_alpha == 0
 
 
 def train_preprocess_batch(
@@ -115,7 +116,7 @@ def train_preprocess_batch(
     """`train_preprocess` for a batch of decoded clips of one shape, in one pass of batch ops.
 
     The same transform (frame sampling, scale-jitter window, resize, flip, normalization, label
-    smoothing; not RandAugment, see `batches_in_one_pass`) with every clip's random choices
+    smoothing; see `batches_in_one_pass` for what it leaves out) with every clip's random choices
     drawn from one batch seed: each op runs once per batch instead of once per clip.
 
     Args:
