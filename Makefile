@@ -22,9 +22,10 @@ venv: $(RUNTIME_STAMP)
 
 # The runtime set goes in with uv (parallel downloads: ~7 s from a warm cache, README "Set-up").
 # No bytecode is compiled up front (`--compile-bytecode` compiled every module of every package:
-# `make venv` 41.2 s against 13.9 s on 2 cores, uv's cache warm); each module is compiled when a command first imports it and kept in
-# the venv, so the make targets write bytecode even where the environment sets
-# PYTHONDONTWRITEBYTECODE (without it, every process would recompile TensorFlow's imports: ~8 s).
+# `make venv` 41.2 s against 13.9 s on 2 cores, uv's cache warm); each module is compiled when a
+# command first imports it and kept in the venv, so the make targets write bytecode even where
+# the environment sets PYTHONDONTWRITEBYTECODE (without it, every process would recompile
+# TensorFlow's imports: ~8 s).
 # The test extras stay with pip, which honours this machine's pip.conf (torch 2.13.0's CPU build
 # is a file on its disk).
 unexport PYTHONDONTWRITEBYTECODE
