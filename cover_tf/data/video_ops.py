@@ -241,7 +241,9 @@ def resize_windows(frames: tf.Tensor, windows: tf.Tensor, size: int, flips=None)
       float32 [B, T, size, size, C].
     """
     shape = tf.shape(frames)
-    batch, length = shape[0], shape[1]
+    # Static sizes where known: grappler's cost model cannot cost a CropAndResize whose box
+    # count is unknown and logs a warning for each dataset that maps this.
+    batch, length = (static or shape[i] for i, static in enumerate(frames.shape[:2]))
     windows = tf.cast(windows, tf.float32)
     starts, sides = windows[:, :2], windows[:, 2:]
     # First and last sample, in source pixels: half-pixel centres, or the window's corners.

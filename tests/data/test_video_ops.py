@@ -1,5 +1,8 @@
 """Video ops: values and shapes, eagerly and inside tf.data.Dataset.map."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -139,6 +142,30 @@ def test_resize_windows_upscales_corner_to_corner():
     frames = tf.constant(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4, 1))
     out = video_ops.resize_windows(frames, tf.constant([[1, 1, 2, 2]]), 3).numpy()[0, 0, ..., 0]
     np.testing.assert_allclose(out, [[5, 5.5, 6], [7, 7.5, 8], [9, 9.5, 10]], atol=1e-5)
+
+
+_MAPPED_RESIZE = """
+import numpy as np, tensorflow as tf
+from cover_tf.data import video_ops
+clips = tf.data.Dataset.from_generator(
+    lambda: (np.zeros([4, 40, 40, 3], np.uint8) for _ in range(64)),
+    output_signature=tf.TensorSpec([4, None, None, 3], tf.uint8),
+).batch(32, drop_remainder=True)
+windows = tf.constant([[0, 0, 36, 36]] * 32)
+for batch in clips.map(lambda frames: video_ops.resize_windows(frames, windows, 16)):
+    assert batch.shape == (32, 4, 16, 16, 3)
+"""
+
+
+def test_resize_windows_in_a_dataset_map_logs_no_cost_warning():
+    """A batched split of unknown frame size, as `make demo` maps it: CropAndResize must get a
+    static box count, else grappler's cost model logs "Error in PredictCost()" with the whole
+    op (three such lines in `make demo`'s output)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MAPPED_RESIZE], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "PredictCost" not in done.stderr
 
 
 def test_resize_short_side_keeps_aspect():
