@@ -94,7 +94,9 @@ class TrainConfig:
 
     `steps`: optimizer steps in all; `steps_per_epoch`: steps between checkpoints, logs and the
     `BackupAndRestore` saves a crashed run resumes from. `precision`: one of `PRECISIONS`.
-    `strategy`: `auto` picks TPU when a TPU cluster is configured, multi-worker when TF_CONFIG
+    `jit_compile`: the whole step through XLA (GPUs, TPUs). `xla_one_frame`: with `jit_compile`
+    false, only the forward and backward pass of one-frame (image) batches through XLA, clips on
+    TF's kernels (on CPU the faster mix: README "Speed"). `strategy`: `auto` picks TPU when a TPU cluster is configured, multi-worker when TF_CONFIG
     names a cluster, mirrored over the visible GPUs, else the default strategy.
     """
 
@@ -102,6 +104,7 @@ class TrainConfig:
     steps_per_epoch: int = 100
     precision: str = "float32"
     jit_compile: bool = False
+    xla_one_frame: bool = False
     strategy: str = "auto"
     seed: int = 0
 

@@ -4,7 +4,7 @@ import types
 
 import keras
 
-from cover_tf.training.trainer import attach_trainer
+from cover_tf.training.trainer import attach_trainer, xla_one_frame_pass
 
 # Parameters without weight decay: norms, biases and the embeddings (substring match on names).
 NO_DECAY = ("gamma", "beta", "bias", "cls_token", "position_embedding", "time_embedding")
@@ -115,10 +115,14 @@ def head_metrics(head_names):
     }
 
 
-def compile_model(model, optimizer_config, total_steps, jit_compile=False):
+def compile_model(model, optimizer_config, total_steps, jit_compile=False, xla_one_frame=False):
     """Compiles a `CoVeRModel` with the optimizer, masked per-head losses and metrics, the
-    trainer workarounds attached (`cover_tf.training.trainer`)."""
+    trainer workarounds attached (`cover_tf.training.trainer`); with `xla_one_frame` (and not
+    `jit_compile`, which compiles the whole step), image batches of a mixed stream train
+    through XLA (`trainer.xla_one_frame_pass`)."""
     attach_trainer(model)
+    if xla_one_frame and not jit_compile:
+        xla_one_frame_pass(model)
     model.compile(
         optimizer=build_optimizer(optimizer_config, total_steps),
         loss=head_losses(model.head_names),

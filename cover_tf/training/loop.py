@@ -143,7 +143,13 @@ def _train(config, files, strategy, builders, verbose):
     dtype = None if precision == "float32" else precision
     with strategy.scope():
         model = build_model(config.model, heads, dtype=dtype)
-        compile_model(model, config.optimizer, train.steps, jit_compile=train.jit_compile)
+        compile_model(
+            model,
+            config.optimizer,
+            train.steps,
+            jit_compile=train.jit_compile,
+            xla_one_frame=train.xla_one_frame,
+        )
     mean, std = model.backbone.pixel_mean, model.backbone.pixel_std
 
     with strategy.scope():  # the optimizer's slots are built here, under the strategy

@@ -171,3 +171,31 @@ def test_a_mixed_stream_trains_its_images_on_the_one_frame_trace(batch_size):
     # Without the one-frame shortcut (dropout in training), Keras' own step runs: no cond.
     model = attach_trainer(build_cover_model(HEADS, dropout_rate=0.1, **TINY))
     assert not model.backbone.specialises_one_frame(training=True)
+
+
+def test_xla_one_frame_pass_compiles_the_image_batches_only():
+    """`train.xla_one_frame`: the one-frame branch of the step leaves no matrix product on
+    TF's kernels (they are inside the XLA-compiled call), the clip branch keeps them, and the
+    weights after a mixed stream follow the TF-kernel step."""
+    stream = mixed_stream([1, 2, 1, 2, 1])
+    weights = {}
+    for xla in (True, False):
+        keras.utils.set_random_seed(0)
+        model = attach_trainer(
+            build_cover_model(HEADS, temporal_init="normal", drop_path_rate=0.2, **TINY)
+        )
+        if xla:
+            trainer.xla_one_frame_pass(model)
+        model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss=head_losses(model.head_names))
+        model.fit(stream, epochs=1, steps_per_epoch=5, verbose=0)
+        weights[xla] = model.get_weights()
+        step = tf.function(model.train_step).get_concrete_function(stream.element_spec)
+        library = {f.signature.name: f for f in step.graph.as_graph_def().library.function}
+        (cond,) = [op for op in step.graph.get_operations() if op.type in ("If", "StatelessIf")]
+        branches = {
+            b: library[cond.get_attr(f"{b}_branch").name].node_def for b in ("then", "else")
+        }
+        matmuls = {b: sum("MatMul" in node.op for node in nodes) for b, nodes in branches.items()}
+        assert (matmuls["then"] == 0) == xla and matmuls["else"] > 0
+    for compiled_weights, stock in zip(weights[True], weights[False], strict=True):
+        np.testing.assert_allclose(compiled_weights, stock, rtol=1e-3, atol=1e-4)
