@@ -42,6 +42,7 @@ def test_study_recipe_restores_the_recipe_the_study_table_was_measured_with():
     assert motion.train_short_side_range == (32, 40)
     assert all(d.cache == "none" for d in study.datasets)
     assert study.train.steps_per_epoch == 250
+    assert demo.train.xla_one_frame and not study.train.xla_one_frame
     # everything else is the demo's
     assert (study.model, study.optimizer, study.mixing) == (demo.model, demo.optimizer, demo.mixing)
 

@@ -27,6 +27,9 @@ TINY_RUN = [
     # Nor the optimizer update's XLA compile (~4 s a run); tests/training/
     # test_fused_updates.py shows it trains like Keras' own update.
     "optimizer.xla_update=false",
+    # Nor the image batches' (demo.yaml's `train.xla_one_frame`; tests/training/test_trainer.py
+    # shows that step trains like the TF-kernel one).
+    "train.xla_one_frame=false",
 ]
 
 

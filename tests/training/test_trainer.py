@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 
 import cover_tf
+from cover_tf.config import OptimizerConfig
 from cover_tf.models import CoVeRModel, build_cover_model
-from cover_tf.training import attach_trainer, head_losses, trainer
+from cover_tf.training import attach_trainer, compile_model, head_losses, trainer
 from cover_tf.training.trainer import ATTACHED
 
 MODELS = pathlib.Path(cover_tf.__file__).parent / "models"
@@ -173,6 +174,20 @@ def test_a_mixed_stream_trains_its_images_on_the_one_frame_trace(batch_size):
     assert not model.backbone.specialises_one_frame(training=True)
 
 
+def matmuls_per_branch(model, spec):
+    """{"then": n, "else": n}: matrix products on TF's kernels in the two branches of the
+    training step's `cond` (an XLA-compiled call holds its own)."""
+    step = tf.function(model.train_step).get_concrete_function(spec)
+    library = {f.signature.name: f for f in step.graph.as_graph_def().library.function}
+    (cond,) = [op for op in step.graph.get_operations() if op.type in ("If", "StatelessIf")]
+    return {
+        branch: sum(
+            "MatMul" in node.op for node in library[cond.get_attr(f"{branch}_branch").name].node_def
+        )
+        for branch in ("then", "else")
+    }
+
+
 def test_xla_one_frame_pass_compiles_the_image_batches_only():
     """`train.xla_one_frame`: the one-frame branch of the step leaves no matrix product on
     TF's kernels (they are inside the XLA-compiled call), the clip branch keeps them, and the
@@ -189,13 +204,19 @@ def test_xla_one_frame_pass_compiles_the_image_batches_only():
         model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss=head_losses(model.head_names))
         model.fit(stream, epochs=1, steps_per_epoch=5, verbose=0)
         weights[xla] = model.get_weights()
-        step = tf.function(model.train_step).get_concrete_function(stream.element_spec)
-        library = {f.signature.name: f for f in step.graph.as_graph_def().library.function}
-        (cond,) = [op for op in step.graph.get_operations() if op.type in ("If", "StatelessIf")]
-        branches = {
-            b: library[cond.get_attr(f"{b}_branch").name].node_def for b in ("then", "else")
-        }
-        matmuls = {b: sum("MatMul" in node.op for node in nodes) for b, nodes in branches.items()}
+        matmuls = matmuls_per_branch(model, stream.element_spec)
         assert (matmuls["then"] == 0) == xla and matmuls["else"] > 0
     for compiled_weights, stock in zip(weights[True], weights[False], strict=True):
         np.testing.assert_allclose(compiled_weights, stock, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "jit_compile, xla_one_frame, compiled", [(False, True, True), (True, True, False)]
+)
+def test_compile_model_adds_the_one_frame_pass_unless_the_whole_step_is_compiled(
+    jit_compile, xla_one_frame, compiled
+):
+    model = build_cover_model(HEADS, temporal_init="normal", **TINY)
+    compile_model(model, OptimizerConfig(), 10, jit_compile, xla_one_frame)
+    matmuls = matmuls_per_branch(model, mixed_stream([1, 2]).element_spec)
+    assert (matmuls["then"] == 0) == compiled
