@@ -65,12 +65,12 @@ def _rand_augment(frames: tf.Tensor, cfg: DatasetConfig) -> tf.Tensor:
 
 
 def train_preprocess(example, cfg: DatasetConfig, mean, std, seed) -> tuple[tf.Tensor, tf.Tensor]:
-    """One training clip from a raw example, decoding only the sampled frames' crop windows.
+    """One training clip from a raw example: `train_preprocess_batch` on a batch of one.
 
     Sample T frame indices, gather them, pick one scale-jitter crop window for the clip
     (short side uniform in cfg.train_short_side_range, random position), decode only that window
     of each sampled JPEG, resize to crop_size, random flip (cfg.flip), RandAugment
-    (cfg.randaugment), normalize. `train_preprocess_batch` is the same transform for a batch.
+    (cfg.randaugment), normalize.
 
     Args:
       example: {"frames": string [T_in] JPEGs | uint8 [T_in, H, W, 3], "label": int}.
@@ -80,47 +80,31 @@ def train_preprocess(example, cfg: DatasetConfig, mean, std, seed) -> tuple[tf.T
     Returns:
       frames float32 [T, crop, crop, 3] normalized, label float32 [num_classes] (smoothed).
     """
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=3)
-    frames = example["frames"]
-    indices = train_frame_indices(tf.shape(frames)[0], cfg, seeds[0])
-    frames = video_ops.gather_frames(frames, indices)
-    if frames.dtype == tf.string:
-        height, width = video_ops.jpeg_size(frames[0])
-    else:
-        height, width = tf.shape(frames)[1], tf.shape(frames)[2]
-    window = video_ops.random_scale_crop_window(
-        height, width, cfg.crop_size, cfg.train_short_side_range, seeds[1]
-    )
-    if frames.dtype == tf.string:
-        frames = video_ops.decode_and_crop_frames(frames, window)
-        window = tf.stack([0, 0, window[2], window[3]])  # the decoded frames are the window
-    flips = video_ops.random_flips(seeds[2], [1]) if cfg.flip else None
-    frames = video_ops.resize_windows(frames[None], window[None], cfg.crop_size, flips)[0]
-    if cfg.randaugment is not None:
-        frames = _rand_augment(frames, cfg)
-    frames = video_ops.normalize(frames, mean, std)
-    frames.set_shape([clip_length(cfg), cfg.crop_size, cfg.crop_size, 3])
-    label = smooth_one_hot(example["label"], cfg.num_classes, cfg.label_smoothing)
-    return frames, label
+    batch = {"frames": example["frames"][None], "label": example["label"][None]}
+    frames, labels = train_preprocess_batch(batch, cfg, mean, std, seed)
+    return frames[0], labels[0]
 
 
 def batches_in_one_pass(cfg: DatasetConfig) -> bool:
-    """Whether `train_preprocess_batch` applies to the dataset: not with RandAugment (drawn per
-    clip) nor mixup / cutmix (which pair clips within `mix_batch_size` groups)."""
+    """Whether `train_preprocess_batch` takes the dataset's clips a batch at a time: not with
+    RandAugment (drawn per clip) nor mixup / cutmix (which pair clips within `mix_batch_size`
+    groups)."""
     return cfg.randaugment is None and cfg.mixup_alpha == 0 and cfg.cutmix_alpha == 0
 
 
 def train_preprocess_batch(
     examples, cfg: DatasetConfig, mean, std, seed
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """`train_preprocess` for a batch of decoded clips of one shape, in one pass of batch ops.
+    """THE training transform, for a batch of clips of one shape in one pass of batch ops.
 
-    The same transform (frame sampling, scale-jitter window, resize, flip, normalization, label
-    smoothing; see `batches_in_one_pass` for what it leaves out) with every clip's random choices
-    drawn from one batch seed: each op runs once per batch instead of once per clip.
+    Frame sampling, scale-jitter window, resize, flip, normalization and label smoothing, with
+    every clip's random choices drawn from one seed: each op runs once per batch instead of once
+    per clip. JPEG frames (only the window is decoded) and RandAugment (drawn per clip) take a
+    batch of one, which is what `train_preprocess` passes; with a batch of one the draws are the
+    per-clip transform's (a stateless draw of shape [1, n] is the one of shape [n]).
 
     Args:
-      examples: {"frames": uint8 [B, T_in, H, W, 3], "label": int [B]}.
+      examples: {"frames": uint8 [B, T_in, H, W, 3] | string [1, T_in] JPEGs, "label": int [B]}.
       cfg: resolved dataset config.
       mean, std: per-channel normalization in [0, 1] scale.
       seed: int tensor [2], the batch's stateless seed.
@@ -130,16 +114,28 @@ def train_preprocess_batch(
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=3)
     frames = examples["frames"]
     shape = tf.shape(frames)
-    batch = [shape[0]]
+    one_clip = frames.shape[0] == 1
+    if (frames.dtype == tf.string or cfg.randaugment is not None) and not one_clip:
+        raise ValueError(f"{cfg.name}: JPEG frames and RandAugment take a batch of one clip")
+    batch = [frames.shape[0] or shape[0]]
     indices = train_frame_indices(shape[1], cfg, seeds[0], batch)
     frames = tf.gather(frames, indices, batch_dims=1)
+    if frames.dtype == tf.string:
+        height, width = video_ops.jpeg_size(frames[0, 0])
+    else:
+        height, width = shape[2], shape[3]
     windows = video_ops.random_scale_crop_window(
-        shape[2], shape[3], cfg.crop_size, cfg.train_short_side_range, seeds[1], batch
+        height, width, cfg.crop_size, cfg.train_short_side_range, seeds[1], batch
     )
+    if frames.dtype == tf.string:  # decode only the window: the decoded frames are the window
+        frames = video_ops.decode_and_crop_frames(frames[0], windows[0])[None]
+        windows = tf.concat([tf.zeros([1, 2], tf.int32), windows[:, 2:]], axis=1)
     flips = video_ops.random_flips(seeds[2], batch) if cfg.flip else None
     frames = video_ops.resize_windows(frames, windows, cfg.crop_size, flips)
+    if cfg.randaugment is not None:
+        frames = _rand_augment(frames[0], cfg)[None]
     frames = video_ops.normalize(frames, mean, std)
-    frames.set_shape([None, clip_length(cfg), cfg.crop_size, cfg.crop_size, 3])
+    frames.set_shape([frames.shape[0], clip_length(cfg), cfg.crop_size, cfg.crop_size, 3])
     labels = smooth_one_hot(examples["label"], cfg.num_classes, cfg.label_smoothing)
     return frames, labels
 

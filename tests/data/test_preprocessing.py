@@ -199,3 +199,16 @@ def test_batch_transform_is_the_clip_transform():
     )
     assert len({_is_flipped(clip) for clip in jittered.numpy()}) == 2
     assert len({float(clip.mean()) for clip in jittered.numpy()}) > 4  # windows differ
+
+
+def test_batch_transform_takes_jpegs_and_randaugment_one_clip_at_a_time():
+    jpegs = tf.constant([[_jpeg(10), _jpeg(20)], [_jpeg(30), _jpeg(40)]])
+    cfg = _resolved(video_config(num_frames=2, frame_stride=1))
+    with pytest.raises(ValueError, match="motion: JPEG frames and RandAugment take a batch of one"):
+        preprocessing.train_preprocess_batch(
+            {"frames": jpegs, "label": tf.constant([0, 1], tf.int64)}, cfg, MEAN, STD, SEED
+        )
+    frames, _ = preprocessing.train_preprocess_batch(
+        {"frames": jpegs[:1], "label": tf.constant([1], tf.int64)}, cfg, MEAN, STD, SEED
+    )
+    assert frames.shape == (1, 2, 32, 32, 3)
