@@ -96,8 +96,9 @@ class TrainConfig:
     `BackupAndRestore` saves a crashed run resumes from. `precision`: one of `PRECISIONS`.
     `jit_compile`: the whole step through XLA (GPUs, TPUs). `xla_one_frame`: with `jit_compile`
     false, only the forward and backward pass of one-frame (image) batches through XLA, clips on
-    TF's kernels (on CPU the faster mix: README "Speed"). `strategy`: `auto` picks TPU when a TPU cluster is configured, multi-worker when TF_CONFIG
-    names a cluster, mirrored over the visible GPUs, else the default strategy.
+    TF's kernels (on CPU the faster mix: README "Speed"). `strategy`: `auto` picks TPU when a
+    TPU cluster is configured, multi-worker when TF_CONFIG names a cluster, mirrored over the
+    visible GPUs, else the default strategy.
     """
 
     steps: int = 1000

@@ -22,8 +22,9 @@ model instance by `attach_trainer`, which `build_model` and `compile_model` call
   temporal branch as one matrix product), `train_step_by_clip_length` branches on T at run time
   around the whole forward and backward pass: one-frame batches run a trace with T == 1, clips
   the unchanged one; the optimizer update, loss tracker and metrics stay outside the branch.
-  `xla_one_frame_pass` hands that one-frame forward and backward pass to XLA (`train.xla_one_frame`):
-  on CPU XLA loses on clips but wins on image batches, where the step is hundreds of small ops.
+  `xla_one_frame_pass` hands that one-frame forward and backward pass to XLA
+  (`train.xla_one_frame`): on CPU XLA loses on clips but wins on image batches, whose step is
+  hundreds of small ops.
 
 Tests: the element-spec build and the one-frame trace in tests/training/test_trainer.py (which
 also shows stock Keras still reads a batch, so an upgrade that fixes it says so), the log
@@ -140,11 +141,11 @@ def xla_one_frame_pass(model):
     """Runs the forward and backward pass of a mixed stream's one-frame batches as one
     XLA-compiled function (this instance only; returns it); `attach_trainer` first.
 
-    A one-frame batch of the demo's tiny model is ~1000 small ops, whose dispatch costs more
-    than their arithmetic; compiled, the same Keras code runs as a few fused kernels (on a
-    2-core Xeon 46 vs 56 ms per image batch, ~12 s to compile once). Clips keep TF's kernels,
-    where XLA is slower on CPU (README "Speed"). A no-op on other backends, and where
-    `train_step_by_clip_length` takes Keras' own step (no one-frame trace).
+    A one-frame batch of the demo's tiny model is hundreds of small ops, whose dispatch costs
+    more than their arithmetic; compiled, the same Keras code runs as a few fused kernels (the
+    demo's mixed stream on a 2-core Xeon: 78.8 vs 87.2 ms per step, ~13 s to compile once;
+    README "Speed"). Clips keep TF's kernels, where XLA is slower on CPU. A no-op on other
+    backends, and where `train_step_by_clip_length` takes Keras' own step (no one-frame trace).
     """
     if keras.backend.backend() != "tensorflow":
         return model
