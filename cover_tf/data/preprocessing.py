@@ -80,7 +80,7 @@ def train_preprocess(example, cfg: DatasetConfig, mean, std, seed) -> tuple[tf.T
     Returns:
       frames float32 [T, crop, crop, 3] normalized, label float32 [num_classes] (smoothed).
     """
-    batch = {"frames": example["frames"][None], "label": example["label"][None]}
+    batch = {key: tf.convert_to_tensor(example[key])[None] for key in ("frames", "label")}
     frames, labels = train_preprocess_batch(batch, cfg, mean, std, seed)
     return frames[0], labels[0]
 
