@@ -143,7 +143,7 @@ def xla_one_frame_pass(model):
 
     A one-frame batch of the demo's tiny model is hundreds of small ops, whose dispatch costs
     more than their arithmetic; compiled, the same Keras code runs as a few fused kernels (the
-    demo's mixed stream on a 2-core Xeon: 78.8 vs 87.2 ms per step, ~13 s to compile once;
+    demo's mixed stream on a 2-core Xeon: 78.8 vs 87.1 ms per step, 1-13 s to compile once;
     README "Speed"). Clips keep TF's kernels, where XLA is slower on CPU. A no-op on other
     backends, and where `train_step_by_clip_length` takes Keras' own step (no one-frame trace).
     """

@@ -133,16 +133,18 @@ def mixed_stream(num_frames_per_batch, batch_size=None):
     return dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
 
 
-def softmax_ops_per_branch(model, spec):
-    """{"then": n, "else": n}: Softmax ops in the two branches of the training step's `cond`."""
-    step = tf.function(lambda data: trainer.train_step_by_clip_length(model, data))
-    graph = step.get_concrete_function(spec).graph
-    library = {f.signature.name: f for f in graph.as_graph_def().library.function}
-    (cond,) = [op for op in graph.get_operations() if op.type in ("If", "StatelessIf")]
+MATMULS = ("MatMul", "BatchMatMulV2", "BatchMatMulV3")
+
+
+def ops_per_branch(model, spec, op_types):
+    """{"then": n, "else": n}: ops of `op_types`, on TF's kernels, in the two branches of the
+    training step's `cond` (an XLA-compiled call holds its own)."""
+    step = tf.function(model.train_step).get_concrete_function(spec)
+    library = {f.signature.name: f for f in step.graph.as_graph_def().library.function}
+    (cond,) = [op for op in step.graph.get_operations() if op.type in ("If", "StatelessIf")]
     return {
         branch: sum(
-            node.op == "Softmax"
-            for node in library[cond.get_attr(f"{branch}_branch").name].node_def
+            node.op in op_types for node in library[cond.get_attr(f"{branch}_branch").name].node_def
         )
         for branch in ("then", "else")
     }
@@ -166,26 +168,15 @@ def test_a_mixed_stream_trains_its_images_on_the_one_frame_trace(batch_size):
         assert int(model.optimizer.iterations.numpy()) == 5
         weights[attach] = model.get_weights()
         if attach:  # one block: the clip branch has a temporal and a spatial softmax
-            assert softmax_ops_per_branch(model, stream.element_spec) == {"then": 1, "else": 2}
+            assert ops_per_branch(model, stream.element_spec, ("Softmax",)) == {
+                "then": 1,
+                "else": 2,
+            }
     for dispatched, stock in zip(weights[True], weights[False], strict=True):
         np.testing.assert_allclose(dispatched, stock, rtol=1e-4, atol=1e-5)
     # Without the one-frame shortcut (dropout in training), Keras' own step runs: no cond.
     model = attach_trainer(build_cover_model(HEADS, dropout_rate=0.1, **TINY))
     assert not model.backbone.specialises_one_frame(training=True)
-
-
-def matmuls_per_branch(model, spec):
-    """{"then": n, "else": n}: matrix products on TF's kernels in the two branches of the
-    training step's `cond` (an XLA-compiled call holds its own)."""
-    step = tf.function(model.train_step).get_concrete_function(spec)
-    library = {f.signature.name: f for f in step.graph.as_graph_def().library.function}
-    (cond,) = [op for op in step.graph.get_operations() if op.type in ("If", "StatelessIf")]
-    return {
-        branch: sum(
-            "MatMul" in node.op for node in library[cond.get_attr(f"{branch}_branch").name].node_def
-        )
-        for branch in ("then", "else")
-    }
 
 
 def test_xla_one_frame_pass_compiles_the_image_batches_only():
@@ -204,7 +195,7 @@ def test_xla_one_frame_pass_compiles_the_image_batches_only():
         model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss=head_losses(model.head_names))
         model.fit(stream, epochs=1, steps_per_epoch=5, verbose=0)
         weights[xla] = model.get_weights()
-        matmuls = matmuls_per_branch(model, stream.element_spec)
+        matmuls = ops_per_branch(model, stream.element_spec, MATMULS)
         assert (matmuls["then"] == 0) == xla and matmuls["else"] > 0
     for compiled_weights, stock in zip(weights[True], weights[False], strict=True):
         np.testing.assert_allclose(compiled_weights, stock, rtol=1e-3, atol=1e-4)
@@ -218,5 +209,5 @@ def test_compile_model_adds_the_one_frame_pass_unless_the_whole_step_is_compiled
 ):
     model = build_cover_model(HEADS, temporal_init="normal", **TINY)
     compile_model(model, OptimizerConfig(), 10, jit_compile, xla_one_frame)
-    matmuls = matmuls_per_branch(model, mixed_stream([1, 2]).element_spec)
+    matmuls = ops_per_branch(model, mixed_stream([1, 2]).element_spec, MATMULS)
     assert (matmuls["then"] == 0) == compiled
