@@ -43,6 +43,9 @@ def test_study_recipe_restores_the_recipe_the_study_table_was_measured_with():
     assert all(d.cache == "none" for d in study.datasets)
     assert study.train.steps_per_epoch == 250
     assert demo.train.xla_one_frame and not study.train.xla_one_frame
+    assert {d.builder for d in study.datasets} == {
+        f"cover_synthetic/{name}_2_2" for name in ("appearance", "motion", "images")
+    }
     # everything else is the demo's
     assert (study.model, study.optimizer, study.mixing) == (demo.model, demo.optimizer, demo.mixing)
 

@@ -123,14 +123,16 @@ def check_builder(name: str) -> type[tfds.core.DatasetBuilder]:
         load_builder_module(base)
         builder_cls = tfds.builder_cls(base)
     config, _, version = name[len(base) :].lstrip("/").partition(":")
-    configs = [c.name for c in builder_cls.BUILDER_CONFIGS or []]
+    configs = {c.name: c for c in builder_cls.BUILDER_CONFIGS or []}
     if config and config not in configs:
         valid = f"valid configs: {', '.join(configs)}" if configs else "it has no configs"
         raise UnknownBuilderError(
             f"Unknown config {config!r} of dataset builder {base!r}: {valid}."
         )
     if version and "*" not in version:
-        versions = [str(builder_cls.VERSION)] + [
+        # A config may carry its own version (cover_synthetic's `*_2_2` configs are 2.2.0).
+        own = getattr(configs.get(config), "version", None)
+        versions = [str(own or builder_cls.VERSION)] + [
             str(v) for v in getattr(builder_cls, "SUPPORTED_VERSIONS", []) or []
         ]
         if version not in versions:

@@ -16,6 +16,8 @@ Every sample is a pure function of its seed (`numpy.random.default_rng(seed)`), 
 gives the same pixels. Shapes: clips uint8 [T, S, S, 3], images uint8 [S, S, 3].
 """
 
+import dataclasses
+
 import numpy as np
 
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond", "ell", "tee", "bar")
@@ -93,13 +95,31 @@ _MOTION_SCALE_RATE = (0.07, 0.1)
 _MOTION_TURN_RATE = (0.3, 0.5)
 
 
+@dataclasses.dataclass(frozen=True)
+class Look:
+    """How shapes and textures are drawn, in object coordinates (the object inside [-1, 1]^2).
+
+    Args:
+      diamond: the diamond's half-diagonals along u and along v. Equal ones make it a square
+        turned by 45 degrees, which objects drawn at a random angle cannot tell from the square
+        (cover_synthetic before 2.3.0: red_checker_square and red_stripes_diamond differed by
+        texture only, and a trained model confused them half of the time).
+      stripes: stripe frequency; stripes are bright where sin(stripes * pi * u) > 0.
+      checker: checker cells per unit of u and of v.
+    """
+
+    diamond: tuple[float, float] = (0.95, 0.55)
+    stripes: float = 2.0
+    checker: float = 1.5
+
+
 def object_name(obj: tuple[str, str, str]) -> str:
     """Class name of an object: "<colour>_<texture>_<shape>"."""
     shape, texture, colour = obj
     return f"{colour}_{texture}_{shape}"
 
 
-def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray, look: Look) -> np.ndarray:
     """Boolean mask of `shape` in object coordinates (u, v), the object inside [-1, 1]^2."""
     au, av = np.abs(u), np.abs(v)
     if shape == "circle":
@@ -114,7 +134,8 @@ def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         r2 = u * u + v * v
         return (r2 < 0.95) & (r2 > 0.3)
     if shape == "diamond":
-        return au + av < 0.95
+        along_u, along_v = look.diamond
+        return au + av * (along_u / along_v) < along_u
     if shape == "ell":
         return ((u > -0.8) & (u < -0.2) & (av < 0.9)) | ((v > 0.3) & (v < 0.9) & (au < 0.8))
     if shape == "tee":
@@ -124,14 +145,14 @@ def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
 
 
-def _texture(texture: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _texture(texture: str, u: np.ndarray, v: np.ndarray, look: Look) -> np.ndarray:
     """Brightness factor in [0.35, 1] of `texture` at object coordinates (u, v)."""
     if texture == "solid":
         pattern = np.ones_like(u, dtype=bool)
     elif texture == "stripes":
-        pattern = np.sin(u * 3.0 * np.pi) > 0
+        pattern = np.sin(u * look.stripes * np.pi) > 0
     elif texture == "checker":
-        pattern = (np.floor(u * 2.2) + np.floor(v * 2.2)) % 2 == 0
+        pattern = (np.floor(u * look.checker) + np.floor(v * look.checker)) % 2 == 0
     elif texture == "dots":
         du, dv = (u * 2.5) % 1.0 - 0.5, (v * 2.5) % 1.0 - 0.5
         pattern = du * du + dv * dv > 0.06
@@ -165,6 +186,7 @@ def _draw(
     cy: np.ndarray,
     scale: np.ndarray,
     angle: np.ndarray,
+    look: Look,
     wrap: bool = False,
 ) -> None:
     """Draws `obj` into float frames [T, S, S, 3] in place; per-frame centre, scale, angle [T].
@@ -183,8 +205,8 @@ def _draw(
     s = scale[:, None, None]
     u = (dx * cos + dy * sin) / s
     v = (-dx * sin + dy * cos) / s
-    mask = _shape_mask(shape, u, v)
-    shade = _texture(texture, u, v)[..., None] * np.asarray(COLOURS[colour], np.float32)
+    mask = _shape_mask(shape, u, v, look)
+    shade = _texture(texture, u, v, look)[..., None] * np.asarray(COLOURS[colour], np.float32)
     np.copyto(frames, shade, where=mask[..., None])
 
 
@@ -195,7 +217,13 @@ def _finish(frames: np.ndarray, rng: np.random.Generator, noise: float) -> np.nd
 
 
 def render_appearance_clip(
-    seed, obj_index: int, *, num_frames: int = 16, size: int = 40, noise: float = 12.0
+    seed,
+    obj_index: int,
+    *,
+    num_frames: int = 16,
+    size: int = 40,
+    noise: float = 12.0,
+    look: Look = Look(),
 ) -> np.ndarray:
     """uint8 [T, S, S, 3]: APPEARANCE_OBJECTS[obj_index] moving on a random path."""
     rng = np.random.default_rng(seed)
@@ -210,7 +238,7 @@ def render_appearance_clip(
     cy = np.clip(start[1] + speed * np.sin(heading) * t - wobble, 6, size - 6)
     scale = np.full(num_frames, rng.uniform(0.17, 0.26) * size, np.float32)
     angle = rng.uniform(0, 2 * np.pi) + rng.uniform(-0.08, 0.08) * t
-    _draw(frames, APPEARANCE_OBJECTS[obj_index], cx, cy, scale, angle)
+    _draw(frames, APPEARANCE_OBJECTS[obj_index], cx, cy, scale, angle, look)
     return _finish(frames, rng, noise)
 
 
@@ -250,7 +278,13 @@ def motion_trajectory(rng: np.random.Generator, motion: str, num_frames: int, si
 
 
 def render_motion_clip(
-    seed, motion: str, *, num_frames: int = 16, size: int = 40, noise: float = 12.0
+    seed,
+    motion: str,
+    *,
+    num_frames: int = 16,
+    size: int = 40,
+    noise: float = 12.0,
+    look: Look = Look(),
 ) -> np.ndarray:
     """uint8 [T, S, S, 3]: a random object moving as MOTION_CLASSES names it.
 
@@ -268,19 +302,13 @@ def render_motion_clip(
         list(COLOURS)[rng.integers(len(COLOURS))],
     )
     cx, cy, scale, angle = motion_trajectory(rng, motion, num_frames, size)
-    _draw(
-        frames,
-        obj,
-        cx,
-        cy,
-        scale,
-        angle,
-        wrap=True,
-    )
+    _draw(frames, obj, cx, cy, scale, angle, look, wrap=True)
     return _finish(frames, rng, noise)
 
 
-def render_image(seed, obj_index: int, *, size: int = 40, noise: float = 12.0) -> np.ndarray:
+def render_image(
+    seed, obj_index: int, *, size: int = 40, noise: float = 12.0, look: Look = Look()
+) -> np.ndarray:
     """uint8 [S, S, 3]: IMAGE_OBJECTS[obj_index] at a random place, size and angle."""
     rng = np.random.default_rng(seed)
     frames = _background(rng, size)[None].copy()
@@ -295,5 +323,6 @@ def render_image(seed, obj_index: int, *, size: int = 40, noise: float = 12.0) -
         np.array([cy], np.float32),
         np.array([scale], np.float32),
         np.array([angle], np.float32),
+        look,
     )
     return _finish(frames, rng, noise)[0]

@@ -3,6 +3,8 @@
 Configs: `appearance` (Kinetics-like video: what the object is, few training clips), `motion`
 (SSv2-like video: how it moves; never train it with horizontal flips), `images` (ImageNet-like
 stills of more categories, including every appearance object). See README.md for the classes.
+`appearance_2_2`, `motion_2_2` and `images_2_2` build version 2.2.0's pixels (the README's
+co-training study was measured on them; TFDS generates only a config's own version).
 """
 
 import dataclasses
@@ -33,6 +35,7 @@ class SyntheticConfig(tfds.core.BuilderConfig):
       seed: base seed; example i of class c in split s uses seed (seed, task, s, c, i).
       noise: standard deviation of the per-pixel Gaussian noise (0-255 scale).
       jpeg_quality: JPEG quality of the stored frames / images.
+      look: how shapes and textures are drawn.
     """
 
     task: str = "appearance"
@@ -44,6 +47,7 @@ class SyntheticConfig(tfds.core.BuilderConfig):
     seed: int = 0
     noise: float = 12.0
     jpeg_quality: int = 90
+    look: render.Look = render.Look()
 
     def __post_init__(self):
         if self.task not in _TASKS:
@@ -67,7 +71,7 @@ def class_names(task: str) -> list[str]:
 def render_example(config: SyntheticConfig, split: str, label: int, index: int) -> np.ndarray:
     """The pixels of one example: uint8 [T, S, S, 3] clip, or [S, S, 3] image."""
     seed = (config.seed, _TASKS.index(config.task), _SPLITS.index(split), label, index)
-    kwargs = {"size": config.size, "noise": config.noise}
+    kwargs = {"size": config.size, "noise": config.noise, "look": config.look}
     if config.task == "appearance":
         return render.render_appearance_clip(seed, label, num_frames=config.num_frames, **kwargs)
     if config.task == "motion":
@@ -79,7 +83,7 @@ def render_example(config: SyntheticConfig, split: str, label: int, index: int) 
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for the procedural cover_synthetic benchmark (see README.md)."""
 
-    VERSION = tfds.core.Version("2.2.0")
+    VERSION = tfds.core.Version("2.3.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release: appearance, motion and images tasks.",
         "2.0.0": "Motion: torus scene, no single frame tells the class; 120 training clips per "
@@ -90,30 +94,48 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         "2.2.0": "Larger training splits, same rendering: motion 480 clips per class (was 120; "
         "the demo model overfitted 960 clips at train 50% / test 28%), images 400 per class (was "
         "150). Test splits unchanged.",
+        "2.3.0": "Objects tell their class apart: the diamond is a rhombus (2.2.0's was a square "
+        "turned by 45 degrees, the same shape as the square at a random angle), stripes and "
+        "checkers are coarser (2.2.0's were 2-4 px wide at the demo's 32 px). Same seeds, "
+        "positions, sizes and split sizes. The `*_2_2` configs build 2.2.0.",
     }
     BUILDER_CONFIGS = [
-        SyntheticConfig(
-            name="appearance",
-            task="appearance",
-            train_per_class=10,
-            test_per_class=84,
-            description="12 object classes (shape x texture x colour), random motion; few-shot.",
-        ),
-        SyntheticConfig(
-            name="motion",
-            task="motion",
-            train_per_class=480,
-            test_per_class=125,
-            description="8 motion classes, random object, no single frame tells the class; "
-            "horizontal flips change the label.",
-        ),
-        SyntheticConfig(
-            name="images",
-            task="images",
-            train_per_class=400,
-            test_per_class=42,
-            description="24 object classes as still images, including the 12 appearance ones.",
-        ),
+        config
+        for suffix, version, look in (
+            ("", None, render.Look()),
+            ("_2_2", "2.2.0", render.Look(diamond=(0.95, 0.95), stripes=3.0, checker=2.2)),
+        )
+        for config in (
+            SyntheticConfig(
+                name=f"appearance{suffix}",
+                version=version,
+                task="appearance",
+                train_per_class=10,
+                test_per_class=84,
+                look=look,
+                description="12 object classes (shape x texture x colour), random motion; "
+                "few-shot.",
+            ),
+            SyntheticConfig(
+                name=f"motion{suffix}",
+                version=version,
+                task="motion",
+                train_per_class=480,
+                test_per_class=125,
+                look=look,
+                description="8 motion classes, random object, no single frame tells the class; "
+                "horizontal flips change the label.",
+            ),
+            SyntheticConfig(
+                name=f"images{suffix}",
+                version=version,
+                task="images",
+                train_per_class=400,
+                test_per_class=42,
+                look=look,
+                description="24 object classes as still images, including the 12 appearance ones.",
+            ),
+        )
     ]
     pkg_dir_path = epath.Path(__file__).parent
 

@@ -81,6 +81,10 @@ def test_check_builder_returns_the_class_of_valid_names():
     assert registry.check_builder("kinetics/700").name == "kinetics"
     version = registry.check_builder("cover_synthetic").VERSION
     assert registry.check_builder(f"cover_synthetic/motion:{version}").name == "cover_synthetic"
+    # A config with its own version: cover_synthetic's 2.2.0 pixels are a config of 2.3.0's builder.
+    assert registry.check_builder("cover_synthetic/motion_2_2:2.2.0").name == "cover_synthetic"
+    with pytest.raises(registry.UnknownBuilderError, match="valid versions: 2.3.0"):
+        registry.check_builder("cover_synthetic/motion:2.2.0")
     assert registry.check_builder("imagenet2012").name == "imagenet2012"
 
 

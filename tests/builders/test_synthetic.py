@@ -1,8 +1,11 @@
 """cover_synthetic's rendering: determinism, class balance, what horizontal flips do, and the
 family's honesty: no single frame tells the motion class, one frame tells the appearance class."""
 
+import dataclasses
+
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 from cover_tf.builders import registry
 from cover_tf.builders import synthetic_render as render
@@ -29,6 +32,7 @@ def test_generated_examples_are_balanced_and_deterministic_bytes():
     config = synthetic.SyntheticConfig(name="t", task="motion", train_per_class=3, test_per_class=1)
     builder = synthetic.Builder.__new__(synthetic.Builder)
     builder._builder_config = config  # only what _generate_examples reads
+    builder._version = synthetic.Builder.VERSION
     examples = list(builder._generate_examples("train"))
     labels = [example["label"] for _, example in examples]
     assert np.bincount(labels).tolist() == [3] * 8
@@ -194,3 +198,43 @@ def test_a_single_frame_tells_appearance_but_not_motion_and_time_tells_motion():
     appearance, classes = _clips("appearance", 6), len(render.APPEARANCE_OBJECTS)
     train, test = _features(appearance, lambda clip: _single_frame_features(clip[0]))
     assert _ridge_accuracy(train, test, classes, penalty=10.0) > 3 / classes
+
+
+def _aspect(mask: np.ndarray) -> float:
+    """Long over short axis of a mask's second moments: 1 for a square at any angle."""
+    rows, cols = np.nonzero(mask)
+    low, high = np.linalg.eigvalsh(np.cov(np.stack([rows, cols]).astype(np.float64)))
+    return float(np.sqrt(high / low))
+
+
+def test_from_2_3_0_the_diamond_is_no_turned_square():
+    """At a random angle a square turned by 45 degrees is a square: 2.2.0's red_checker_square
+    and red_stripes_diamond differed by texture only. 2.3.0's diamond is a rhombus."""
+    v, u = np.mgrid[-1:1:401j, -1:1:401j]
+    configs = _configs()
+    new, old = configs["appearance"], configs["appearance_2_2"]
+    assert (new.version, old.version) == (None, "2.2.0")  # None: the builder's, 2.3.0
+    assert str(synthetic.Builder.VERSION) == "2.3.0"
+    assert _aspect(render._shape_mask("square", u, v, new.look)) == pytest.approx(1, abs=0.01)
+    assert _aspect(render._shape_mask("diamond", u, v, old.look)) == pytest.approx(1, abs=0.01)
+    assert _aspect(render._shape_mask("diamond", u, v, new.look)) > 1.5
+
+
+def test_the_2_2_configs_build_version_2_2_0_pixels(tmp_path):
+    """The README's study was measured on cover_synthetic 2.2.0 and pins its `*_2_2` configs:
+    they build as version 2.2.0 with its look, the plain configs as 2.3.0."""
+    diamond = synthetic.class_names("appearance").index("red_stripes_diamond")
+    videos = {}
+    for name, version in (("appearance_2_2", "2.2.0"), ("appearance", "2.3.0")):
+        config = dataclasses.replace(
+            _configs()[name], name=f"{name}_small", train_per_class=1, test_per_class=1
+        )
+        builder = synthetic.Builder(config=config, data_dir=tmp_path)
+        builder.download_and_prepare()
+        assert str(builder.info.version) == version
+        test = builder.as_dataset(split="test", decoders={"video": tfds.decode.SkipDecoding()})
+        example = next(e for e in test if int(e["label"]) == diamond)
+        videos[name] = [frame.numpy() for frame in example["video"]]
+        _, expected = synthetic.encoded_example((config, "test", diamond, 0))
+        assert videos[name] == expected["video"], name
+    assert videos["appearance_2_2"] != videos["appearance"]

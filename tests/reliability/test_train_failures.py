@@ -117,7 +117,8 @@ def test_an_unknown_builder_config_is_one_line(tmp_path, synthetic_data_dir):
     assert status == 2 and "Traceback" not in stderr
     assert last_line(stderr) == (
         "train: datasets.motion.builder 'cover_synthetic/x' cannot be used: Unknown config 'x' "
-        "of dataset builder 'cover_synthetic': valid configs: appearance, motion, images"
+        "of dataset builder 'cover_synthetic': valid configs: appearance, motion, images, "
+        "appearance_2_2, motion_2_2, images_2_2"
     )
     assert not workdir.exists()
     status, stderr = train(
