@@ -19,6 +19,28 @@ from cover_tf.builders.video_builder import encode_jpeg, video_features
 
 _TASKS = ("appearance", "motion", "images")
 _SPLITS = ("train", "test")
+# (task, training examples per class, test examples per class, description) of each config.
+_TASK_SPLITS = (
+    (
+        "appearance",
+        10,
+        84,
+        "12 object classes (shape x texture x colour), random motion; few-shot.",
+    ),
+    (
+        "motion",
+        480,
+        125,
+        "8 motion classes, random object, no single frame tells the class; horizontal flips "
+        "change the label.",
+    ),
+    (
+        "images",
+        400,
+        42,
+        "24 object classes as still images, including the 12 appearance ones.",
+    ),
+)
 
 
 @dataclasses.dataclass(eq=False)
@@ -100,42 +122,20 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         "positions, sizes and split sizes. The `*_2_2` configs build 2.2.0.",
     }
     BUILDER_CONFIGS = [
-        config
+        SyntheticConfig(
+            name=f"{task}{suffix}",
+            version=version,
+            task=task,
+            train_per_class=train_per_class,
+            test_per_class=test_per_class,
+            look=look,
+            description=description,
+        )
         for suffix, version, look in (
-            ("", None, render.Look()),
+            ("", None, render.Look()),  # the builder's VERSION
             ("_2_2", "2.2.0", render.Look(diamond=(0.95, 0.95), stripes=3.0, checker=2.2)),
         )
-        for config in (
-            SyntheticConfig(
-                name=f"appearance{suffix}",
-                version=version,
-                task="appearance",
-                train_per_class=10,
-                test_per_class=84,
-                look=look,
-                description="12 object classes (shape x texture x colour), random motion; "
-                "few-shot.",
-            ),
-            SyntheticConfig(
-                name=f"motion{suffix}",
-                version=version,
-                task="motion",
-                train_per_class=480,
-                test_per_class=125,
-                look=look,
-                description="8 motion classes, random object, no single frame tells the class; "
-                "horizontal flips change the label.",
-            ),
-            SyntheticConfig(
-                name=f"images{suffix}",
-                version=version,
-                task="images",
-                train_per_class=400,
-                test_per_class=42,
-                look=look,
-                description="24 object classes as still images, including the 12 appearance ones.",
-            ),
-        )
+        for task, train_per_class, test_per_class, description in _TASK_SPLITS
     ]
     pkg_dir_path = epath.Path(__file__).parent
 
