@@ -13,17 +13,25 @@ measures the model on a GPU machine where TensorFlow cannot be installed). These
 - bilinear resizing to a size that may be a dynamic tensor (TensorFlow graphs) or a static int;
 - stateless uniform noise from an explicit seed and deriving one seed from another (`fold_in`),
   which rematerialised blocks use to replay their drop path masks;
-- the token-wise layers' kernels (`dense`, `gelu`, `layer_norm`), shaped for TensorFlow's CPU
-  runtime (benchmarks/README.md, "What the profile showed"): a dense layer over `[..., D]` tokens
-  is one 2-D `MatMul` + `BiasAdd`, which grappler fuses into oneDNN's `_FusedMatMul` (Keras'
-  `tensordot` puts a `Reshape` between them); GELU's `Erfc` runs in float32 (Eigen's bfloat16
-  `Erfc` is ~9x slower than its float32); LayerNorm runs as two small XLA-compiled kernels, one
-  forward and one backward pass over the tokens, instead of ~10 element-wise TF ops each way.
-  `portable_graph()` turns the XLA kernels off while a SavedModel is traced: TF Serving runs
-  XLA-compiled functions on CPU only with `--xla_cpu_compilation_enabled`.
+- the token-wise layers' kernels (`dense`, `layer_norm`), shaped for TensorFlow's CPU runtime
+  (benchmarks/README.md, "What the profile showed"): a dense layer over `[..., D]` tokens is one
+  2-D `MatMul` + `BiasAdd`, which grappler fuses into oneDNN's `_FusedMatMul` (Keras'
+  `tensordot` puts a `Reshape` between them). Its exact GELU, outside training and with oneDNN
+  on, is written as the op pattern grappler's remapper fuses into that matmul too
+  (`BiasAdd -> Mul -> Erf -> AddV2 -> Mul -> Mul`, oneDNN's `gelu_erf` post-op); in training (the
+  pattern's intermediates feed the gradient, so nothing fuses) it runs as two small XLA-compiled
+  kernels, forward and backward, in float32 whatever the input's float type (Eigen's bfloat16
+  `Erfc` is ~9x slower than its float32). LayerNorm runs forward as oneDNN's own LayerNorm
+  kernel where oneDNN is on (else an XLA-compiled kernel) and backward as one XLA-compiled
+  kernel, instead of ~10 element-wise TF ops each way. `portable_graph()` turns the XLA kernels
+  and oneDNN's LayerNorm op off while a SavedModel is traced: TF Serving runs XLA-compiled
+  functions on CPU only with `--xla_cpu_compilation_enabled`, and `_MklLayerNorm` is an internal
+  op of oneDNN builds.
 """
 
 import contextlib
+import functools
+import math
 
 import keras
 from keras import ops
@@ -32,6 +40,7 @@ BACKEND = keras.backend.backend()
 
 if BACKEND == "tensorflow":
     import tensorflow as tf
+    from tensorflow.python.framework import op_def_library  # builds oneDNN's LayerNorm op
 elif BACKEND == "jax":
     import jax
 
@@ -84,8 +93,9 @@ _XLA_KERNELS = [True]
 
 @contextlib.contextmanager
 def portable_graph():
-    """Within: the layers trace standard TensorFlow ops only (no XLA-compiled kernels), so that a
-    SavedModel traced here runs in any TensorFlow runtime, TF Serving included."""
+    """Within: the layers trace standard TensorFlow ops only (no XLA-compiled kernels, no oneDNN
+    internal ops), so that a SavedModel traced here runs in any TensorFlow runtime, TF Serving
+    included."""
     _XLA_KERNELS.append(False)
     try:
         yield
@@ -97,24 +107,43 @@ def _use_xla_kernels():
     return BACKEND == "tensorflow" and _XLA_KERNELS[-1]
 
 
-def dense(inputs, kernel, bias=None):
-    """`inputs [..., D] @ kernel [D, E] (+ bias [E])`: on TensorFlow one 2-D MatMul + BiasAdd."""
+def dense(inputs, kernel, bias=None, gelu=False, training=None):
+    """`inputs [..., D] @ kernel [D, E] (+ bias [E])`, then exact GELU where `gelu`: on
+    TensorFlow one 2-D MatMul + BiasAdd, GELU on the 2-D product (see the module docstring)."""
     if BACKEND != "tensorflow":
         outputs = ops.matmul(inputs, kernel)
-        return outputs if bias is None else outputs + bias
+        outputs = outputs if bias is None else outputs + bias
+        return keras.activations.gelu(outputs, approximate=False) if gelu else outputs
     units = kernel.shape[-1]
     outputs = tf.matmul(tf.reshape(inputs, (-1, inputs.shape[-1])), kernel)
     if bias is not None:
         outputs = tf.nn.bias_add(outputs, bias)
+    if gelu:
+        outputs = _gelu(outputs, fusable=bias is not None and not training and _onednn())
     outputs = tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [units]], axis=0))
     outputs.set_shape(inputs.shape[:-1].concatenate([units]))
     return outputs
 
 
-def gelu(inputs):
-    """Exact (erf) GELU; on TensorFlow in float32 whatever the input's float type."""
-    if BACKEND != "tensorflow" or inputs.dtype == tf.float32:
-        return keras.activations.gelu(inputs, approximate=False)
+@functools.cache
+def _onednn():
+    from cover_tf.cpu import onednn_enabled
+
+    return bool(onednn_enabled())
+
+
+_SQRT_HALF = 0.7071067811865476
+
+
+def _gelu(inputs, fusable):
+    """Exact (erf) GELU of a TensorFlow tensor. `fusable`: as the op pattern grappler fuses into
+    the `MatMul` + `BiasAdd` that `inputs` comes from, in the input's dtype; else in float32."""
+    if fusable:
+        return tf.nn.gelu(inputs, approximate=False)
+    if _use_xla_kernels():
+        return _xla_gelu(inputs)
+    if inputs.dtype == tf.float32:
+        return tf.nn.gelu(inputs, approximate=False)
     return tf.cast(tf.nn.gelu(tf.cast(inputs, tf.float32), approximate=False), inputs.dtype)
 
 
@@ -122,26 +151,27 @@ def layer_norm(inputs, gamma, beta, epsilon):
     """LayerNorm over the last axis, statistics in float32, output in the input's dtype."""
     if not _use_xla_kernels():
         return ops.layer_normalization(inputs, gamma, beta, axis=-1, epsilon=epsilon)
-    return _xla_layer_norm(inputs, ops.cast(gamma, "float32"), ops.cast(beta, "float32"), epsilon)
+    gamma, beta = ops.cast(gamma, "float32"), ops.cast(beta, "float32")
+    if not _onednn():
+        return _xla_layer_norm(inputs, gamma, beta, epsilon)
+    width = inputs.shape[-1]
+    outputs = _onednn_layer_norm(tf.reshape(inputs, (-1, width)), gamma, beta, epsilon)
+    return tf.reshape(outputs, tf.shape(inputs))
 
 
 if BACKEND == "tensorflow":
 
-    @tf.function(jit_compile=True, reduce_retracing=True)
-    def _layer_norm_forward(inputs, gamma, beta, epsilon):
+    def _statistics(inputs, epsilon):
+        """(float32 values, mean, 1 / std) over the last axis."""
         values = tf.cast(inputs, tf.float32)
         mean = tf.reduce_mean(values, axis=-1, keepdims=True)
-        centred = values - mean
-        inv_std = tf.math.rsqrt(
-            tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True) + epsilon
-        )
-        return tf.cast(centred * inv_std * gamma + beta, inputs.dtype), mean, inv_std
+        variance = tf.reduce_mean(tf.square(values - mean), axis=-1, keepdims=True)
+        return values, mean, tf.math.rsqrt(variance + epsilon)
 
-    @tf.function(jit_compile=True, reduce_retracing=True)
-    def _layer_norm_backward(inputs, gamma, mean, inv_std, upstream):
+    def _layer_norm_input_gradient(values, mean, inv_std, gamma, upstream, dtype):
         """(d inputs, per-token terms of d gamma and d beta): the sums over tokens run outside,
         as TensorFlow's column reductions (XLA's CPU column reductions are slow)."""
-        normed = (tf.cast(inputs, tf.float32) - mean) * inv_std
+        normed = (values - mean) * inv_std
         upstream = tf.cast(upstream, tf.float32)
         scaled = upstream * gamma
         d_inputs = inv_std * (
@@ -149,7 +179,53 @@ if BACKEND == "tensorflow":
             - tf.reduce_mean(scaled, axis=-1, keepdims=True)
             - normed * tf.reduce_mean(scaled * normed, axis=-1, keepdims=True)
         )
-        return tf.cast(d_inputs, inputs.dtype), upstream * normed, upstream
+        return tf.cast(d_inputs, dtype), upstream * normed, upstream
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def _layer_norm_forward(inputs, gamma, beta, epsilon):
+        values, mean, inv_std = _statistics(inputs, epsilon)
+        return tf.cast((values - mean) * inv_std * gamma + beta, inputs.dtype), mean, inv_std
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def _layer_norm_backward(inputs, gamma, mean, inv_std, upstream):
+        values = tf.cast(inputs, tf.float32)
+        return _layer_norm_input_gradient(values, mean, inv_std, gamma, upstream, inputs.dtype)
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def _layer_norm_backward_recomputed(inputs, gamma, upstream, epsilon):
+        """`_layer_norm_backward` with the statistics computed again, in the same kernel."""
+        values, mean, inv_std = _statistics(inputs, epsilon)
+        return _layer_norm_input_gradient(values, mean, inv_std, gamma, upstream, inputs.dtype)
+
+    def _onednn_layer_norm_forward(inputs, gamma, beta, epsilon):
+        """oneDNN's LayerNorm kernel over the last axis of `[tokens, D]` (float32 statistics,
+        gamma and beta in the input's dtype), ~3x faster than the XLA kernel at the benchmark's
+        small config: the op grappler's remapper fuses Keras 2's LayerNorm into, built here
+        directly. TensorFlow registers no gradient for it (the caller's `custom_gradient`
+        supplies one), so in a graph it is built in place and eagerly it runs as a function of
+        inputs the tape does not watch (a function called under a tape would need one)."""
+        if not tf.inside_function():
+            unwatched = (tf.stop_gradient(value) for value in (inputs, gamma, beta))
+            return _onednn_layer_norm_function(*unwatched, epsilon)
+        op = op_def_library._apply_op_helper(
+            "_MklLayerNorm",
+            x=inputs,
+            scale=tf.cast(gamma, inputs.dtype),
+            offset=tf.cast(beta, inputs.dtype),
+            epsilon=epsilon,
+            name="onednn_layer_norm",
+        )[2]
+        return op.outputs[0]
+
+    _onednn_layer_norm_function = tf.function(_onednn_layer_norm_forward, reduce_retracing=True)
+
+    def _parameter_gradients(d_inputs, d_gamma, d_beta):
+        width = d_gamma.shape[-1]
+        return (
+            d_inputs,
+            tf.reduce_sum(tf.reshape(d_gamma, (-1, width)), axis=0),
+            tf.reduce_sum(tf.reshape(d_beta, (-1, width)), axis=0),
+        )
 
     def _xla_layer_norm(inputs, gamma, beta, epsilon):
         @tf.custom_gradient
@@ -157,16 +233,44 @@ if BACKEND == "tensorflow":
             outputs, mean, inv_std = _layer_norm_forward(inputs, gamma, beta, epsilon)
 
             def grad(upstream):
-                d_inputs, d_gamma, d_beta = _layer_norm_backward(
-                    inputs, gamma, mean, inv_std, upstream
-                )
-                width = gamma.shape[-1]
-                return (
-                    d_inputs,
-                    tf.reduce_sum(tf.reshape(d_gamma, (-1, width)), axis=0),
-                    tf.reduce_sum(tf.reshape(d_beta, (-1, width)), axis=0),
+                return _parameter_gradients(
+                    *_layer_norm_backward(inputs, gamma, mean, inv_std, upstream)
                 )
 
             return outputs, grad
 
         return normalize(inputs, gamma, beta)
+
+    def _onednn_layer_norm(inputs, gamma, beta, epsilon):
+        """oneDNN's forward kernel, which returns no statistics: the backward kernel computes
+        them again (cheaper, measured, than the XLA forward kernel that returns them)."""
+
+        @tf.custom_gradient
+        def normalize(inputs, gamma, beta):
+            outputs = _onednn_layer_norm_forward(inputs, gamma, beta, epsilon)
+
+            def grad(upstream):
+                return _parameter_gradients(
+                    *_layer_norm_backward_recomputed(inputs, gamma, upstream, epsilon)
+                )
+
+            return outputs, grad
+
+        return normalize(inputs, gamma, beta)
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def _gelu_forward(inputs):
+        values = tf.cast(inputs, tf.float32)
+        return tf.cast(0.5 * values * tf.math.erfc(-values * _SQRT_HALF), inputs.dtype)
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def _gelu_backward(inputs, upstream):
+        values = tf.cast(inputs, tf.float32)
+        cdf = 0.5 * tf.math.erfc(-values * _SQRT_HALF)
+        density = tf.exp(-0.5 * values * values) * (_SQRT_HALF / math.sqrt(math.pi))
+        return tf.cast(tf.cast(upstream, tf.float32) * (cdf + values * density), inputs.dtype)
+
+    @tf.custom_gradient
+    def _xla_gelu(inputs):
+        """Exact GELU, float32 inside, as one XLA kernel forward and one backward."""
+        return _gelu_forward(inputs), lambda upstream: _gelu_backward(inputs, upstream)

@@ -10,12 +10,12 @@ runs Keras' own `call`.
 import keras
 from keras import ops
 
-from cover_tf.layers.backend_ops import dense, gelu, layer_norm
+from cover_tf.layers.backend_ops import dense, layer_norm
 
 
 @keras.saving.register_keras_serializable(package="cover_tf")
 class TokenDense(keras.layers.Dense):
-    """`keras.layers.Dense` over the last axis of `[..., D]`, exact GELU run by `backend_ops.gelu`."""
+    """`keras.layers.Dense` over the last axis of `[..., D]`, exact GELU run by `backend_ops.dense`."""
 
     @property
     def runs_own_kernel(self):
@@ -28,10 +28,9 @@ class TokenDense(keras.layers.Dense):
             return super().call(inputs, training=training)
         kernel = ops.cast(self.kernel, self.compute_dtype)
         bias = None if self.bias is None else ops.cast(self.bias, self.compute_dtype)
-        outputs = dense(inputs, kernel, bias)
         if self.activation is keras.activations.gelu:
-            return gelu(outputs)
-        return self.activation(outputs)  # Keras' Dense keeps `linear` for no activation
+            return dense(inputs, kernel, bias, gelu=True, training=training)
+        return self.activation(dense(inputs, kernel, bias))  # Keras keeps `linear` for none
 
 
 @keras.saving.register_keras_serializable(package="cover_tf")

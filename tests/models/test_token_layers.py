@@ -1,15 +1,23 @@
 """TokenDense and TokenLayerNorm compute what Keras' Dense and LayerNormalization compute.
 
 They are the model's dense and LayerNorm layers with kernels shaped for TensorFlow's CPU
-runtime (2-D MatMul + BiasAdd for oneDNN's fusion, GELU in float32, LayerNorm as XLA kernels
-with a hand-written gradient): same weights, same outputs and gradients, in float32 and under
-`mixed_bfloat16`, with and without `portable_graph` (the path a SavedModel traces)."""
+runtime (2-D MatMul + BiasAdd for oneDNN's fusion, exact GELU fused into it outside training
+and as XLA kernels in training, LayerNorm as oneDNN's kernel forward and an XLA kernel with a
+hand-written gradient backward): same weights, same outputs and gradients, in float32 and
+under `mixed_bfloat16`, in training and not, with and without `portable_graph` (the path a
+SavedModel traces); and the fast kernels are the ones that run."""
+
+import contextlib
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
+from tensorflow.python.grappler import tf_optimizer
+from tensorflow.python.training import saver
 
+from cover_tf.cpu import onednn_enabled
 from cover_tf.layers import TokenDense, TokenLayerNorm
 from cover_tf.layers.backend_ops import portable_graph
 
@@ -28,12 +36,12 @@ def _pair(make_ours, make_keras, shape, policy):
     return ours, reference
 
 
-def _outputs_and_gradients(layer, inputs):
+def _outputs_and_gradients(layer, inputs, training=None):
     @tf.function
     def run(inputs):
         with tf.GradientTape() as tape:
             tape.watch(inputs)
-            outputs = layer(inputs)
+            outputs = layer(inputs, training=training)
             loss = tf.reduce_sum(tf.cast(outputs, tf.float32) ** 2)
         grads = tape.gradient(loss, [inputs, *layer.trainable_variables])
         return [tf.cast(value, tf.float32) for value in (outputs, *grads)]
@@ -44,14 +52,17 @@ def _outputs_and_gradients(layer, inputs):
 def _compare(ours, reference, inputs, policy):
     expected = _outputs_and_gradients(reference, inputs)
     for portable in (False, True):
-        if portable:
-            with portable_graph():
-                got = _outputs_and_gradients(ours, inputs)
-        else:
-            got = _outputs_and_gradients(ours, inputs)
-        for name, a, b in zip(("outputs", "d_inputs", "d_w0", "d_w1"), got, expected, strict=True):
-            scale = max(1.0, float(np.max(np.abs(b))))
-            np.testing.assert_allclose(a, b, atol=TOLERANCE[policy] * scale, err_msg=name)
+        for training in (False, True):
+            if portable:
+                with portable_graph():
+                    got = _outputs_and_gradients(ours, inputs, training)
+            else:
+                got = _outputs_and_gradients(ours, inputs, training)
+            names = ("outputs", "d_inputs", "d_w0", "d_w1")
+            for name, a, b in zip(names, got, expected, strict=True):
+                scale = max(1.0, float(np.max(np.abs(b))))
+                message = f"{name} (portable={portable}, training={training})"
+                np.testing.assert_allclose(a, b, atol=TOLERANCE[policy] * scale, err_msg=message)
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
@@ -91,3 +102,59 @@ def test_token_layers_round_trip_through_keras_files(tmp_path):
     data = np.random.default_rng(0).normal(size=(2, 4, 8)).astype("float32")
     np.testing.assert_allclose(loaded(data), model(data), atol=1e-6)
     assert [type(layer).__name__ for layer in loaded.layers[1:]] == ["TokenLayerNorm", "TokenDense"]
+
+
+def _optimized_ops(function, spec):
+    """[(op type, fused ops)] of `function`'s graph after grappler, as the CPU runtime runs it."""
+    concrete = tf.function(function).get_concrete_function(spec)
+    meta = saver.export_meta_graph(
+        graph_def=concrete.graph.as_graph_def(add_shapes=True), graph=concrete.graph
+    )
+    meta.collection_def["train_op"].node_list.value.extend(t.name for t in concrete.outputs)
+    for node in meta.graph_def.node:
+        node.device = "/device:CPU:0"
+    graph = tf_optimizer.OptimizeGraph(config_pb2.ConfigProto(), meta)
+    return [(node.op, [op.decode() for op in node.attr["fused_ops"].list.s]) for node in graph.node]
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_gelu_fuses_into_the_matmul_outside_training(policy):
+    """Outside training, grappler's remapper turns the dense layer and its exact GELU into one
+    oneDNN `_FusedMatMul` (the GELU as the kernel's post-op), portable graph or not; in
+    training (the GELU's input feeds the gradient) only the bias fuses."""
+    if not onednn_enabled():
+        pytest.skip("TensorFlow's oneDNN kernels are off on this CPU: the remapper fuses nothing")
+    layer = TokenDense(24, activation="gelu", dtype=policy)
+    layer.build((None, 5, 16))
+    spec = tf.TensorSpec((None, 5, 16))
+
+    def training_step(inputs):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_sum(tf.cast(layer(inputs, training=True), tf.float32))
+        return tape.gradient(loss, [inputs, *layer.trainable_variables])
+
+    for portable in (False, True):
+        with portable_graph() if portable else contextlib.nullcontext():
+            inference = _optimized_ops(lambda x: layer(x, training=False), spec)
+            training = _optimized_ops(training_step, spec)
+        assert ("_FusedMatMul", ["BiasAdd", "GeluExact"]) in inference, (portable, inference)
+        assert not {"Erf", "Erfc", "MatMul"} & {op for op, _ in inference}, inference
+        assert ("_FusedMatMul", ["BiasAdd"]) in training, (portable, training)
+
+
+def test_layer_norm_runs_onednn_kernel_except_in_portable_graph():
+    """With oneDNN on, LayerNorm's forward pass is oneDNN's `_MklLayerNorm` (gradients above);
+    a SavedModel's graph (`portable_graph`) has only standard ops."""
+    if not onednn_enabled():
+        pytest.skip("TensorFlow's oneDNN kernels are off on this CPU: LayerNorm runs on XLA")
+    layer = TokenLayerNorm(epsilon=1e-6)
+    layer.build((None, 3, 5, 16))
+
+    def op_types(function):
+        concrete = tf.function(function).get_concrete_function(tf.TensorSpec((None, 3, 5, 16)))
+        return {op.type for op in concrete.graph.get_operations()}
+
+    assert "_MklLayerNorm" in op_types(layer)
+    with portable_graph():
+        assert not {op for op in op_types(layer) if op.startswith("_")}
