@@ -115,11 +115,16 @@ def dense(inputs, kernel, bias=None, gelu=False, training=None):
         outputs = outputs if bias is None else outputs + bias
         return keras.activations.gelu(outputs, approximate=False) if gelu else outputs
     units = kernel.shape[-1]
-    outputs = tf.matmul(tf.reshape(inputs, (-1, inputs.shape[-1])), kernel)
-    if bias is not None:
-        outputs = tf.nn.bias_add(outputs, bias)
+    flat = tf.reshape(inputs, (-1, inputs.shape[-1]))
+    fuse_gelu = gelu and bias is not None and not training and _onednn()
+    if bias is None:
+        outputs = tf.matmul(flat, kernel)
+    elif fuse_gelu:  # MatMul -> BiasAdd -> GELU as grappler's pattern wants it
+        outputs = tf.nn.bias_add(tf.matmul(flat, kernel), bias)
+    else:
+        outputs = _affine(flat, kernel, bias)
     if gelu:
-        outputs = _gelu(outputs, fusable=bias is not None and not training and _onednn())
+        outputs = _gelu(outputs, fusable=fuse_gelu)
     outputs = tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [units]], axis=0))
     outputs.set_shape(inputs.shape[:-1].concatenate([units]))
     return outputs
@@ -170,7 +175,7 @@ if BACKEND == "tensorflow":
 
     def _layer_norm_input_gradient(values, mean, inv_std, gamma, upstream, dtype):
         """(d inputs, per-token terms of d gamma and d beta): the sums over tokens run outside,
-        as TensorFlow's column reductions (XLA's CPU column reductions are slow)."""
+        as one product each (`_column_sums`; XLA's CPU column reductions are slow)."""
         normed = (values - mean) * inv_std
         upstream = tf.cast(upstream, tf.float32)
         scaled = upstream * gamma
@@ -219,12 +224,18 @@ if BACKEND == "tensorflow":
 
     _onednn_layer_norm_function = tf.function(_onednn_layer_norm_forward, reduce_retracing=True)
 
+    def _column_sums(values):
+        """Sums over the rows of `[M, N]` as the product `ones [1, M] @ values`: float32
+        accumulation, and faster than TensorFlow's column reductions (`Sum`, `BiasAddGrad`)."""
+        ones = tf.ones(tf.stack([1, tf.shape(values)[0]]), values.dtype)
+        return tf.reshape(tf.matmul(ones, values), (-1,))
+
     def _parameter_gradients(d_inputs, d_gamma, d_beta):
         width = d_gamma.shape[-1]
         return (
             d_inputs,
-            tf.reduce_sum(tf.reshape(d_gamma, (-1, width)), axis=0),
-            tf.reduce_sum(tf.reshape(d_beta, (-1, width)), axis=0),
+            _column_sums(tf.reshape(d_gamma, (-1, width))),
+            _column_sums(tf.reshape(d_beta, (-1, width))),
         )
 
     def _xla_layer_norm(inputs, gamma, beta, epsilon):
@@ -257,6 +268,23 @@ if BACKEND == "tensorflow":
             return outputs, grad
 
         return normalize(inputs, gamma, beta)
+
+    @tf.custom_gradient
+    def _affine(inputs, kernel, bias):
+        """`inputs [M, D] @ kernel + bias` (one `MatMul` + `BiasAdd`, which grappler fuses),
+        whose bias gradient is `_column_sums(upstream)`: float32 accumulation in any dtype,
+        where TensorFlow's `BiasAddGrad` sums bfloat16 in bfloat16 (an error of ~12 on column
+        sums of 1600 standard normal values, up to ~157), and 1.3-2x faster than it."""
+        outputs = tf.nn.bias_add(tf.matmul(inputs, kernel), bias)
+
+        def grad(upstream):
+            return (
+                tf.matmul(upstream, kernel, transpose_b=True),
+                tf.matmul(inputs, upstream, transpose_a=True),
+                _column_sums(upstream),
+            )
+
+        return outputs, grad
 
     @tf.function(jit_compile=True, reduce_retracing=True)
     def _gelu_forward(inputs):
