@@ -23,7 +23,8 @@ measures the model on a GPU machine where TensorFlow cannot be installed). These
   kernels, forward and backward, in float32 whatever the input's float type (Eigen's bfloat16
   `Erfc` is ~9x slower than its float32). LayerNorm runs forward as oneDNN's own LayerNorm
   kernel where oneDNN is on (else an XLA-compiled kernel) and backward as one XLA-compiled
-  kernel, instead of ~10 element-wise TF ops each way. `portable_graph()` turns the XLA kernels
+  kernel, instead of ~10 element-wise TF ops each way (within a function XLA compiles whole,
+  XLA's kernel both ways). `portable_graph()` turns the XLA kernels
   and oneDNN's LayerNorm op off while a SavedModel is traced: TF Serving runs XLA-compiled
   functions on CPU only with `--xla_cpu_compilation_enabled`, and `_MklLayerNorm` is an internal
   op of oneDNN builds.
@@ -130,6 +131,15 @@ def dense(inputs, kernel, bias=None, gelu=False, training=None):
     return outputs
 
 
+def _xla_compiling():
+    """Whether the graph being traced is compiled by XLA as a whole (a function with
+    `jit_compile=True`, or inside one), where oneDNN's internal ops have no XLA kernel."""
+    from tensorflow.python.ops import control_flow_util  # TF's own test; no public API
+
+    graph = tf.compat.v1.get_default_graph()
+    return tf.inside_function() and control_flow_util.GraphOrParentsInXlaContext(graph)
+
+
 @functools.cache
 def _onednn():
     from cover_tf.cpu import onednn_enabled
@@ -157,7 +167,7 @@ def layer_norm(inputs, gamma, beta, epsilon):
     if not _use_xla_kernels():
         return ops.layer_normalization(inputs, gamma, beta, axis=-1, epsilon=epsilon)
     gamma, beta = ops.cast(gamma, "float32"), ops.cast(beta, "float32")
-    if not _onednn():
+    if not _onednn() or _xla_compiling():
         return _xla_layer_norm(inputs, gamma, beta, epsilon)
     width = inputs.shape[-1]
     outputs = _onednn_layer_norm(tf.reshape(inputs, (-1, width)), gamma, beta, epsilon)

@@ -179,3 +179,27 @@ def test_bias_gradient_sums_in_float32_under_mixed_bfloat16(training):
     expected = upstream.numpy().astype(np.float64).sum(axis=0)
     error = np.abs(bias_gradient().numpy() - expected)
     assert np.all(error <= 2**-8 * np.abs(expected) + 1e-3), (error.max(), np.abs(expected).max())
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_token_layers_compile_whole_with_xla(policy):
+    """Inside a function XLA compiles whole (`jit_compile=True`, as `train.xla_one_frame` and
+    `throughput.py --xla on` use), the layers trace only ops XLA has kernels for (not oneDNN's
+    `_MklLayerNorm`), with the same outputs and gradients as outside."""
+    norm, dense = TokenLayerNorm(epsilon=1e-6, dtype=policy), TokenDense(24, "gelu", dtype=policy)
+    dense.build((None, 5, 16))
+    norm.build((None, 5, 16))
+    inputs = 1.0 + tf.random.stateless_normal((2, 3, 5, 16), seed=(6, 7))
+
+    def run(inputs):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = tf.cast(dense(norm(inputs), training=True), tf.float32)
+            loss = tf.reduce_sum(outputs**2)
+        return [outputs, *tape.gradient(loss, [inputs, *norm.weights, *dense.weights])]
+
+    compiled = tf.function(run, jit_compile=True)(inputs)
+    for got, expected in zip(compiled, tf.function(run)(inputs), strict=True):
+        scale = max(1.0, float(np.max(np.abs(expected))))
+        atol = TOLERANCE[policy] * scale
+        np.testing.assert_allclose(np.asarray(got, np.float32), expected, atol=atol)
