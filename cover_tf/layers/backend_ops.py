@@ -16,18 +16,19 @@ measures the model on a GPU machine where TensorFlow cannot be installed). These
 - the token-wise layers' kernels (`dense`, `layer_norm`), shaped for TensorFlow's CPU runtime
   (benchmarks/README.md, "What the profile showed"): a dense layer over `[..., D]` tokens is one
   2-D `MatMul` + `BiasAdd`, which grappler fuses into oneDNN's `_FusedMatMul` (Keras'
-  `tensordot` puts a `Reshape` between them). Its exact GELU, outside training and with oneDNN
-  on, is written as the op pattern grappler's remapper fuses into that matmul too
-  (`BiasAdd -> Mul -> Erf -> AddV2 -> Mul -> Mul`, oneDNN's `gelu_erf` post-op); in training (the
-  pattern's intermediates feed the gradient, so nothing fuses) it runs as two small XLA-compiled
-  kernels, forward and backward, in float32 whatever the input's float type (Eigen's bfloat16
-  `Erfc` is ~9x slower than its float32). LayerNorm runs forward as oneDNN's own LayerNorm
-  kernel where oneDNN is on (else an XLA-compiled kernel) and backward as one XLA-compiled
-  kernel, instead of ~10 element-wise TF ops each way (within a function XLA compiles whole,
-  XLA's kernel both ways). `portable_graph()` turns the XLA kernels
-  and oneDNN's LayerNorm op off while a SavedModel is traced: TF Serving runs XLA-compiled
-  functions on CPU only with `--xla_cpu_compilation_enabled`, and `_MklLayerNorm` is an internal
-  op of oneDNN builds.
+  `tensordot` puts a `Reshape` between them), and whose bias gradient is a product (float32
+  sums; TensorFlow's `BiasAddGrad` sums bfloat16 in bfloat16). Its exact GELU, outside training
+  and with oneDNN on, is `tf.nn.gelu` straight on the 2-D `BiasAdd` output in the compute
+  dtype, the op pattern grappler's remapper fuses into that matmul too (`fused_ops: [BiasAdd,
+  GeluExact]`); in training (the pattern's intermediates feed the gradient, so nothing fuses)
+  it runs as two small XLA-compiled kernels, forward and backward, in float32 whatever the
+  input's float type (Eigen's bfloat16 `Erfc` is ~9x slower than its float32). LayerNorm runs
+  forward as oneDNN's own LayerNorm kernel where oneDNN is on (else an XLA-compiled kernel) and
+  backward as one XLA-compiled kernel, instead of ~10 element-wise TF ops each way (within a
+  function XLA compiles whole, XLA's kernel both ways). `portable_graph()` turns the XLA
+  kernels and oneDNN's LayerNorm op off while a SavedModel is traced: TF Serving runs
+  XLA-compiled functions on CPU only with `--xla_cpu_compilation_enabled`, and `_MklLayerNorm`
+  is an internal op of oneDNN builds.
 """
 
 import contextlib
@@ -110,7 +111,9 @@ def _use_xla_kernels():
 
 def dense(inputs, kernel, bias=None, gelu=False, training=None):
     """`inputs [..., D] @ kernel [D, E] (+ bias [E])`, then exact GELU where `gelu`: on
-    TensorFlow one 2-D MatMul + BiasAdd, GELU on the 2-D product (see the module docstring)."""
+    TensorFlow one 2-D MatMul + BiasAdd, GELU on the 2-D product (see the module docstring).
+    `training`: whether a gradient follows; outside training the GELU is left for grappler to
+    fuse into the matmul."""
     if BACKEND != "tensorflow":
         outputs = ops.matmul(inputs, kernel)
         outputs = outputs if bias is None else outputs + bias
