@@ -16,6 +16,7 @@ import os
 import sys
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512/AMX; aarch64 "bf16"
+AMX_BF16_FLAG = "amx_bf16"
 ONEDNN_VAR = "TF_ENABLE_ONEDNN_OPTS"
 
 

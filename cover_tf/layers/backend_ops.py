@@ -16,10 +16,13 @@ measures the model on a GPU machine where TensorFlow cannot be installed). These
 - the token-wise layers' kernels (`dense`, `layer_norm`), shaped for TensorFlow's CPU runtime
   (benchmarks/README.md, "What the profile showed"): a dense layer over `[..., D]` tokens is one
   2-D `MatMul` + `BiasAdd`, which grappler fuses into oneDNN's `_FusedMatMul` (Keras'
-  `tensordot` puts a `Reshape` between them), and whose bias gradient is a product (float32
-  sums; TensorFlow's `BiasAddGrad` sums bfloat16 in bfloat16). Its exact GELU, outside training
-  and with oneDNN on, is `tf.nn.gelu` straight on the 2-D `BiasAdd` output in the compute
-  dtype, the op pattern grappler's remapper fuses into that matmul too (`fused_ops: [BiasAdd,
+  `tensordot` puts a `Reshape` between them), or in bfloat16 on an AMX CPU the op pattern
+  grappler fuses into oneDNN's AMX matmul with the bias as a post-op (`_amx_matmul_bias`;
+  `_FusedMatMul`'s bfloat16 kernel does not use AMX), and whose bias gradient is a product
+  (float32 sums; TensorFlow's `BiasAddGrad` sums bfloat16 in bfloat16). Its exact GELU,
+  outside training and with oneDNN on, is `tf.nn.gelu` straight on the 2-D `BiasAdd` output
+  in the compute dtype (the `_FusedMatMul` path, faster there than the AMX path and a separate
+  GELU), the op pattern grappler's remapper fuses into that matmul too (`fused_ops: [BiasAdd,
   GeluExact]`); in training (the pattern's intermediates feed the gradient, so nothing fuses)
   it runs as two small XLA-compiled kernels, forward and backward, in float32 whatever the
   input's float type (Eigen's bfloat16 `Erfc` is ~9x slower than its float32). LayerNorm runs
@@ -28,7 +31,8 @@ measures the model on a GPU machine where TensorFlow cannot be installed). These
   function XLA compiles whole, XLA's kernel both ways). `portable_graph()` turns the XLA
   kernels and oneDNN's LayerNorm op off while a SavedModel is traced: TF Serving runs
   XLA-compiled functions on CPU only with `--xla_cpu_compilation_enabled`, and `_MklLayerNorm`
-  is an internal op of oneDNN builds.
+  is an internal op of oneDNN builds (the AMX dense pattern is off there too: where grappler
+  does not fuse it, it is three ops).
 """
 
 import contextlib
@@ -148,6 +152,26 @@ def _onednn():
     from cover_tf.cpu import onednn_enabled
 
     return bool(onednn_enabled())
+
+
+@functools.cache
+def _amx_cpu():
+    from cover_tf.cpu import AMX_BF16_FLAG, cpu_flags
+
+    return AMX_BF16_FLAG in cpu_flags()[1]
+
+
+def _amx_fusion():
+    """Whether a bfloat16 dense layer traced here runs as oneDNN's AMX matmul with its bias as
+    a post-op (`_amx_matmul_bias`): in a graph grappler optimises (a function, not XLA's),
+    outside `portable_graph`, with oneDNN on an AMX CPU (where it was measured)."""
+    return (
+        tf.inside_function()
+        and _use_xla_kernels()
+        and _onednn()
+        and _amx_cpu()
+        and not _xla_compiling()
+    )
 
 
 _SQRT_HALF = 0.7071067811865476
@@ -282,13 +306,35 @@ if BACKEND == "tensorflow":
 
         return normalize(inputs, gamma, beta)
 
+    def _matmul_bias(inputs, kernel, bias):
+        """`inputs [M, D] @ kernel + bias`, as ops grappler fuses into one oneDNN kernel: in
+        bfloat16 on an AMX CPU, oneDNN's matmul with the bias as a post-op (see
+        `_amx_matmul_bias`); else `MatMul` + `BiasAdd` (`_FusedMatMul`)."""
+        if inputs.dtype == tf.bfloat16 and _amx_fusion():
+            return _amx_matmul_bias(inputs, kernel, bias)
+        return tf.nn.bias_add(tf.matmul(inputs, kernel), bias)
+
+    def _amx_matmul_bias(inputs, kernel, bias):
+        """TensorFlow runs `_FusedMatMul` as oneDNN's inner product, whose bfloat16 kernel does
+        not use AMX (`x64:gemm:jit`: 2.2x the time of the AMX matmul of the same product in the
+        small benchmark config's training step). The one op pattern grappler fuses into oneDNN's
+        matmul primitive with post-ops (`_MklFusedBatchMatMulV2`, AMX brgemm) is a rank-4
+        `BatchMatMulV2`, times a scalar, plus a rank-4 addend: the scalar is a
+        `PlaceholderWithDefault` of 1.0, which grappler cannot fold away (a constant 1.0 is
+        removed, and the pattern with it)."""
+        units = kernel.shape[-1]
+        product = tf.matmul(tf.reshape(inputs, (1, 1, -1, inputs.shape[-1])), kernel)
+        one = tf.raw_ops.PlaceholderWithDefault(input=tf.constant(1.0, inputs.dtype), shape=[])
+        outputs = product * one + tf.reshape(bias, (1, 1, 1, units))
+        return tf.reshape(outputs, (-1, units))
+
     @tf.custom_gradient
     def _affine(inputs, kernel, bias):
-        """`inputs [M, D] @ kernel + bias` (one `MatMul` + `BiasAdd`, which grappler fuses),
+        """`inputs [M, D] @ kernel + bias` (`_matmul_bias`: ops grappler fuses into one kernel),
         whose bias gradient is `_column_sums(upstream)`: float32 accumulation in any dtype,
         where TensorFlow's `BiasAddGrad` sums bfloat16 in bfloat16 (an error of ~12 on column
         sums of 1600 standard normal values, up to ~157), and 1.3-2x faster than it."""
-        outputs = tf.nn.bias_add(tf.matmul(inputs, kernel), bias)
+        outputs = _matmul_bias(inputs, kernel, bias)
 
         def grad(upstream):
             return (

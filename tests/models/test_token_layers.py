@@ -8,6 +8,9 @@ under `mixed_bfloat16`, in training and not, with and without `portable_graph` (
 SavedModel traces); and the fast kernels are the ones that run."""
 
 import contextlib
+import pathlib
+import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -17,9 +20,12 @@ from tensorflow.core.protobuf import config_pb2
 from tensorflow.python.grappler import tf_optimizer
 from tensorflow.python.training import saver
 
-from cover_tf.cpu import onednn_enabled
+from cover_tf.cpu import AMX_BF16_FLAG, cpu_flags, onednn_enabled
 from cover_tf.layers import TokenDense, TokenLayerNorm
 from cover_tf.layers.backend_ops import portable_graph
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
+import profile_ops  # noqa: E402  (reads a TF profiler trace's executed ops)
 
 TOLERANCE = {"float32": 2e-5, "mixed_bfloat16": 3e-2}
 
@@ -117,11 +123,17 @@ def _optimized_ops(function, spec):
     return [(node.op, [op.decode() for op in node.attr["fused_ops"].list.s]) for node in graph.node]
 
 
+def _amx_bfloat16(policy, portable):
+    """Whether a dense layer's bias fuses into oneDNN's AMX matmul (`_amx_matmul_bias`)."""
+    return policy == "mixed_bfloat16" and not portable and AMX_BF16_FLAG in cpu_flags()[1]
+
+
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 def test_gelu_fuses_into_the_matmul_outside_training(policy):
     """Outside training, grappler's remapper turns the dense layer and its exact GELU into one
     oneDNN `_FusedMatMul` (the GELU as the kernel's post-op), portable graph or not; in
-    training (the GELU's input feeds the gradient) only the bias fuses."""
+    training (the GELU's input feeds the gradient) only the bias fuses: into `_FusedMatMul`,
+    or in bfloat16 on an AMX CPU into the AMX matmul (`_MklFusedBatchMatMulV2`)."""
     if not onednn_enabled():
         pytest.skip("TensorFlow's oneDNN kernels are off on this CPU: the remapper fuses nothing")
     layer = TokenDense(24, activation="gelu", dtype=policy)
@@ -140,7 +152,49 @@ def test_gelu_fuses_into_the_matmul_outside_training(policy):
             training = _optimized_ops(training_step, spec)
         assert ("_FusedMatMul", ["BiasAdd", "GeluExact"]) in inference, (portable, inference)
         assert not {"Erf", "Erfc", "MatMul"} & {op for op, _ in inference}, inference
-        assert ("_FusedMatMul", ["BiasAdd"]) in training, (portable, training)
+        if not _amx_bfloat16(policy, portable):  # else the next test
+            assert ("_FusedMatMul", ["BiasAdd"]) in training, (portable, training)
+
+
+def _executed_ops(function, inputs):
+    """Op types the runtime executes in one call of `function` (a TF profiler trace: after
+    grappler and oneDNN's layout pass, with the shapes the call has)."""
+    function(inputs)
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        function(inputs)
+        tf.profiler.experimental.stop()
+        return set(profile_ops.op_seconds(logdir))
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_dense_bias_fuses_into_one_kernel(policy):
+    """A dense layer without GELU, in training and not, runs as one oneDNN kernel with the
+    bias fused: in bfloat16 on an AMX CPU the AMX matmul with the bias as a post-op (TensorFlow's
+    `_FusedMatMul` runs bfloat16 without AMX), else `_FusedMatMul`; a SavedModel's graph
+    (`portable_graph`) keeps `MatMul` + `BiasAdd`, which every TensorFlow runtime fuses."""
+    if not onednn_enabled():
+        pytest.skip("TensorFlow's oneDNN kernels are off on this CPU: the remapper fuses nothing")
+    layer = TokenDense(24, dtype=policy)
+    layer.build((None, 5, 16))
+    inputs = tf.random.stateless_normal((2, 5, 16), seed=(3, 4))
+
+    def training_step(inputs):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.cast(layer(inputs, training=True), tf.float32))
+        return loss, tape.gradient(loss, layer.trainable_variables)
+
+    for portable in (False, True):
+        with portable_graph() if portable else contextlib.nullcontext():
+            inference = tf.function(lambda x: layer(x, training=False))
+            for function in (inference, tf.function(training_step)):
+                ops = _executed_ops(function, inputs)
+                if _amx_bfloat16(policy, portable):
+                    assert "_MklFusedBatchMatMulV2" in ops, ops
+                    assert not {"_MklNativeFusedMatMul", "Mul", "AddV2"} & ops, ops
+                else:
+                    assert "_MklNativeFusedMatMul" in ops, (portable, ops)
+                    assert not {"_MklFusedBatchMatMulV2", "_MklBatchMatMulV2"} & ops, ops
 
 
 def test_layer_norm_runs_onednn_kernel_except_in_portable_graph():
