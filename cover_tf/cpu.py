@@ -42,6 +42,13 @@ def native_bf16(flags) -> bool:
     return bool(set(NATIVE_BF16_FLAGS) & set(flags))
 
 
+def onednn_takes_bfloat16(flags) -> bool:
+    """Whether TensorFlow's oneDNN kernels (where on) take bfloat16 on this CPU, and grappler's
+    remapper fuses bfloat16 ops: AVX512F or AVX-NE-CONVERT (TensorFlow's
+    `IsDataTypeSupportedByOneDNNOnThisCPU`); an AVX2-only EPYC has neither."""
+    return bool({"avx512f", "avx_ne_convert"} & set(flags))
+
+
 def onednn_setting(flags, environ) -> str | None:
     """The value for TF_ENABLE_ONEDNN_OPTS, or None to leave it as it is: "1" on an x86 CPU
     with AVX2 (oneDNN's fp32 kernels need no more) where the user has not set it."""

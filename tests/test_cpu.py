@@ -6,7 +6,13 @@ import os
 import subprocess
 import sys
 
-from cover_tf.cpu import cpu_flags, enable_onednn, native_bf16, onednn_setting
+from cover_tf.cpu import (
+    cpu_flags,
+    enable_onednn,
+    native_bf16,
+    onednn_setting,
+    onednn_takes_bfloat16,
+)
 
 AVX2_EPYC = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n"
 GRAVITON3 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
@@ -40,6 +46,14 @@ def test_native_bf16_is_avx512_bf16_amx_or_arm_bf16(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(GRAVITON3)
     assert native_bf16(cpu_flags(str(cpuinfo))[1])
+
+
+def test_onednn_takes_bfloat16_from_avx512f_or_avx_ne_convert():
+    """The CPUs whose oneDNN kernels the layers send bfloat16 to (`backend_ops`): not an
+    AVX2-only EPYC, where grappler fuses no bfloat16 op."""
+    assert not onednn_takes_bfloat16({"avx2", "fma", "avx_vnni"})
+    assert onednn_takes_bfloat16({"avx2", "avx512f"})
+    assert onednn_takes_bfloat16({"avx2", "avx_ne_convert"})
 
 
 def onednn_after_import(environ):

@@ -124,7 +124,7 @@ def dense(inputs, kernel, bias=None, gelu=False, training=None):
         return keras.activations.gelu(outputs, approximate=False) if gelu else outputs
     units = kernel.shape[-1]
     flat = tf.reshape(inputs, (-1, inputs.shape[-1]))
-    fuse_gelu = gelu and bias is not None and not training and _onednn()
+    fuse_gelu = gelu and bias is not None and not training and _onednn_fuses(inputs.dtype)
     if bias is None:
         outputs = tf.matmul(flat, kernel)
     elif fuse_gelu:  # MatMul -> BiasAdd -> GELU as grappler's pattern wants it
@@ -159,6 +159,15 @@ def _amx_cpu():
     from cover_tf.cpu import AMX_BF16_FLAG, cpu_flags
 
     return AMX_BF16_FLAG in cpu_flags()[1]
+
+
+@functools.cache
+def _onednn_fuses(dtype):
+    """Whether grappler fuses oneDNN kernels for `dtype` here (bfloat16 needs AVX512F or
+    AVX-NE-CONVERT: elsewhere the GELU pattern would run unfused, in Eigen's slow bfloat16)."""
+    from cover_tf.cpu import cpu_flags, onednn_takes_bfloat16
+
+    return _onednn() and (dtype != tf.bfloat16 or onednn_takes_bfloat16(cpu_flags()[1]))
 
 
 def _amx_fusion():

@@ -1,8 +1,9 @@
 """TokenDense and TokenLayerNorm compute what Keras' Dense and LayerNormalization compute.
 
 They are the model's dense and LayerNorm layers with kernels shaped for TensorFlow's CPU
-runtime (2-D MatMul + BiasAdd for oneDNN's fusion, exact GELU fused into it outside training
-and as XLA kernels in training, LayerNorm as oneDNN's kernel forward and an XLA kernel with a
+runtime (2-D MatMul + BiasAdd for oneDNN's fusion, with the exact GELU fused into it outside
+training and as XLA kernels in training; in bfloat16 on AMX CPUs the op pattern grappler fuses
+into oneDNN's AMX matmul with a bias post-op; LayerNorm as oneDNN's kernel forward and an XLA kernel with a
 hand-written gradient backward): same weights, same outputs and gradients, in float32 and
 under `mixed_bfloat16`, in training and not, with and without `portable_graph` (the path a
 SavedModel traces); and the fast kernels are the ones that run."""
@@ -20,7 +21,7 @@ from tensorflow.core.protobuf import config_pb2
 from tensorflow.python.grappler import tf_optimizer
 from tensorflow.python.training import saver
 
-from cover_tf.cpu import AMX_BF16_FLAG, cpu_flags, onednn_enabled
+from cover_tf.cpu import AMX_BF16_FLAG, cpu_flags, onednn_enabled, onednn_takes_bfloat16
 from cover_tf.layers import TokenDense, TokenLayerNorm
 from cover_tf.layers.backend_ops import portable_graph
 
@@ -128,14 +129,22 @@ def _amx_bfloat16(policy, portable):
     return policy == "mixed_bfloat16" and not portable and AMX_BF16_FLAG in cpu_flags()[1]
 
 
+def _skip_unless_onednn_fuses(policy):
+    """Skip where grappler's remapper fuses nothing for `policy`: oneDNN off, or bfloat16 on a
+    CPU where TensorFlow's oneDNN kernels do not take it (an AVX2-only EPYC)."""
+    if not onednn_enabled():
+        pytest.skip("TensorFlow's oneDNN kernels are off on this CPU: the remapper fuses nothing")
+    if policy == "mixed_bfloat16" and not onednn_takes_bfloat16(cpu_flags()[1]):
+        pytest.skip("oneDNN takes no bfloat16 on this CPU: the remapper fuses no bfloat16 op")
+
+
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 def test_gelu_fuses_into_the_matmul_outside_training(policy):
     """Outside training, grappler's remapper turns the dense layer and its exact GELU into one
     oneDNN `_FusedMatMul` (the GELU as the kernel's post-op), portable graph or not; in
     training (the GELU's input feeds the gradient) only the bias fuses: into `_FusedMatMul`,
     or in bfloat16 on an AMX CPU into the AMX matmul (`_MklFusedBatchMatMulV2`)."""
-    if not onednn_enabled():
-        pytest.skip("TensorFlow's oneDNN kernels are off on this CPU: the remapper fuses nothing")
+    _skip_unless_onednn_fuses(policy)
     layer = TokenDense(24, activation="gelu", dtype=policy)
     layer.build((None, 5, 16))
     spec = tf.TensorSpec((None, 5, 16))
@@ -173,8 +182,7 @@ def test_dense_bias_fuses_into_one_kernel(policy):
     bias fused: in bfloat16 on an AMX CPU the AMX matmul with the bias as a post-op (TensorFlow's
     `_FusedMatMul` runs bfloat16 without AMX), else `_FusedMatMul`; a SavedModel's graph
     (`portable_graph`) keeps `MatMul` + `BiasAdd`, which every TensorFlow runtime fuses."""
-    if not onednn_enabled():
-        pytest.skip("TensorFlow's oneDNN kernels are off on this CPU: the remapper fuses nothing")
+    _skip_unless_onednn_fuses(policy)
     layer = TokenDense(24, dtype=policy)
     layer.build((None, 5, 16))
     inputs = tf.random.stateless_normal((2, 5, 16), seed=(3, 4))
