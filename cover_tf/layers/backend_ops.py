@@ -20,7 +20,7 @@ measures the model on a GPU machine where TensorFlow cannot be installed). These
   grappler fuses into oneDNN's AMX matmul with the bias as a post-op (`_amx_matmul_bias`;
   `_FusedMatMul`'s bfloat16 kernel does not use AMX), and whose bias gradient is a product
   (float32 sums; TensorFlow's `BiasAddGrad` sums bfloat16 in bfloat16). Its exact GELU,
-  outside training and with oneDNN on, is `tf.nn.gelu` straight on the 2-D `BiasAdd` output
+  outside training and where oneDNN takes the dtype, is `tf.nn.gelu` straight on the 2-D `BiasAdd` output
   in the compute dtype (the `_FusedMatMul` path, faster there than the AMX path and a separate
   GELU), the op pattern grappler's remapper fuses into that matmul too (`fused_ops: [BiasAdd,
   GeluExact]`); in training (the pattern's intermediates feed the gradient, so nothing fuses)
