@@ -16,7 +16,6 @@ import os
 import sys
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512/AMX; aarch64 "bf16"
-AMX_BF16_FLAG = "amx_bf16"
 ONEDNN_VAR = "TF_ENABLE_ONEDNN_OPTS"
 
 
@@ -40,6 +39,11 @@ def cpu_flags(path="/proc/cpuinfo") -> tuple[str, set]:
 def native_bf16(flags) -> bool:
     """True when the CPU multiplies bfloat16 natively; else TensorFlow emulates it."""
     return bool(set(NATIVE_BF16_FLAGS) & set(flags))
+
+
+def amx_bf16(flags) -> bool:
+    """True when the CPU has AMX with bfloat16 (Sapphire Rapids and later Xeons)."""
+    return "amx_bf16" in set(flags)
 
 
 def onednn_takes_bfloat16(flags) -> bool:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from cover_tf.cpu import (
+    amx_bf16,
     cpu_flags,
     enable_onednn,
     native_bf16,
@@ -48,12 +49,13 @@ def test_native_bf16_is_avx512_bf16_amx_or_arm_bf16(tmp_path):
     assert native_bf16(cpu_flags(str(cpuinfo))[1])
 
 
-def test_onednn_takes_bfloat16_from_avx512f_or_avx_ne_convert():
+def test_onednn_takes_bfloat16_from_avx512f_or_avx_ne_convert_and_amx_from_amx_bf16():
     """The CPUs whose oneDNN kernels the layers send bfloat16 to (`backend_ops`): not an
     AVX2-only EPYC, where grappler fuses no bfloat16 op."""
     assert not onednn_takes_bfloat16({"avx2", "fma", "avx_vnni"})
     assert onednn_takes_bfloat16({"avx2", "avx512f"})
     assert onednn_takes_bfloat16({"avx2", "avx_ne_convert"})
+    assert amx_bf16({"amx_tile", "amx_bf16"}) and not amx_bf16({"avx512_bf16", "amx_int8"})
 
 
 def onednn_after_import(environ):

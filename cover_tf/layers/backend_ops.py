@@ -42,6 +42,8 @@ import math
 import keras
 from keras import ops
 
+from cover_tf.cpu import amx_bf16, cpu_flags, onednn_enabled, onednn_takes_bfloat16
+
 BACKEND = keras.backend.backend()
 
 if BACKEND == "tensorflow":
@@ -149,25 +151,19 @@ def _xla_compiling():
 
 @functools.cache
 def _onednn():
-    from cover_tf.cpu import onednn_enabled
-
     return bool(onednn_enabled())
 
 
 @functools.cache
-def _amx_cpu():
-    from cover_tf.cpu import AMX_BF16_FLAG, cpu_flags
-
-    return AMX_BF16_FLAG in cpu_flags()[1]
+def _cpu_flags():
+    return cpu_flags()[1]
 
 
 @functools.cache
 def _onednn_fuses(dtype):
     """Whether grappler fuses oneDNN kernels for `dtype` here (bfloat16 needs AVX512F or
     AVX-NE-CONVERT: elsewhere the GELU pattern would run unfused, in Eigen's slow bfloat16)."""
-    from cover_tf.cpu import cpu_flags, onednn_takes_bfloat16
-
-    return _onednn() and (dtype != tf.bfloat16 or onednn_takes_bfloat16(cpu_flags()[1]))
+    return _onednn() and (dtype != tf.bfloat16 or onednn_takes_bfloat16(_cpu_flags()))
 
 
 def _amx_fusion():
@@ -178,7 +174,7 @@ def _amx_fusion():
         tf.inside_function()
         and _use_xla_kernels()
         and _onednn()
-        and _amx_cpu()
+        and amx_bf16(_cpu_flags())
         and not _xla_compiling()
     )
 

@@ -21,7 +21,7 @@ from tensorflow.core.protobuf import config_pb2
 from tensorflow.python.grappler import tf_optimizer
 from tensorflow.python.training import saver
 
-from cover_tf.cpu import AMX_BF16_FLAG, cpu_flags, onednn_enabled, onednn_takes_bfloat16
+from cover_tf.cpu import amx_bf16, cpu_flags, onednn_enabled, onednn_takes_bfloat16
 from cover_tf.layers import TokenDense, TokenLayerNorm
 from cover_tf.layers.backend_ops import portable_graph
 
@@ -126,7 +126,7 @@ def _optimized_ops(function, spec):
 
 def _amx_bfloat16(policy, portable):
     """Whether a dense layer's bias fuses into oneDNN's AMX matmul (`_amx_matmul_bias`)."""
-    return policy == "mixed_bfloat16" and not portable and AMX_BF16_FLAG in cpu_flags()[1]
+    return policy == "mixed_bfloat16" and not portable and amx_bf16(cpu_flags()[1])
 
 
 def _skip_unless_onednn_fuses(policy):
