@@ -22,7 +22,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DOCS = sorted([REPO / "README.md", REPO / "export" / "README.md", *(REPO / "docs").glob("*.md")])
 RUNNABLE = re.compile(r"<!-- runnable -->\n```python\n(.*?)```", re.S)
-MODULE_COMMAND = re.compile(r"python -m (cover_tf(?:\.\w+)*)")
+MODULE_COMMAND = re.compile(r"python -m (cover_tf(?:\.\w+)+)")
 SCRIPT_COMMAND = re.compile(r"python (export/\w+\.py)")
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 MAX_README_LINES = 250
@@ -176,5 +176,9 @@ def test_config_reference_lists_every_key_with_its_default():
     documented, expected = reference_rows(), code_defaults()
     assert sorted(set(expected) - set(documented)) == [], "keys missing from docs/training.md"
     assert sorted(set(documented) - set(expected)) == [], "docs/training.md lists unknown keys"
-    wrong = {key: (documented[key], expected[key]) for key in expected if documented[key] != expected[key]}
+    wrong = {
+        key: (documented[key], expected[key])
+        for key in expected
+        if documented[key] != expected[key]
+    }
     assert not wrong, f"documented default != code default: {wrong}"

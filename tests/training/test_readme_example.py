@@ -14,9 +14,7 @@ def test_readme_has_the_fit_example():
     assert any(name.startswith("README.md") and ".fit(" in code for name, code in TRAINING_BLOCKS)
 
 
-@pytest.mark.parametrize(
-    "name, code", TRAINING_BLOCKS, ids=[name for name, _ in TRAINING_BLOCKS]
-)
+@pytest.mark.parametrize("name, code", TRAINING_BLOCKS, ids=[name for name, _ in TRAINING_BLOCKS])
 def test_training_block_runs(name, code, tmp_path, synthetic_data_dir):
     result = run_block(code, tmp_path, data_dir=synthetic_data_dir)
     assert result.returncode == 0, result.stderr[-3000:]
