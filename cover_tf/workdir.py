@@ -8,7 +8,7 @@ module that touches a workdir file gets its path from `Workdir`, so renaming a f
     backup/            crash-safe training state (weights + optimizer) of the last good epochs
     checkpoint.keras   the model at the end of the last epoch
     model.keras        the final model
-    history.csv        per-epoch losses and metrics (`<head>_top1` ...), steps/s
+    history.csv        per-epoch losses and metrics (`<head>_top1` ...), steps/s; one row an epoch
     logs/              TensorBoard
     metrics.json       final per-dataset evaluation (`<head>/top1`, `<head>/top5`, ...)
     metrics.png        its chart: accuracy against chance per dataset, the training curves

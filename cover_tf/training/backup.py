@@ -13,8 +13,12 @@ The last two verified backups are kept. `restore` takes the newest backup whose 
 has the recorded size and checksum and loads; a damaged one is named in a warning and the one
 before it is used. When backups exist but none is usable, it raises `BackupError` (never a
 silent start from scratch). Every file goes through `tf.io.gfile` (`storage`), so a workdir may
-live on `gs://` or `ram://`; Keras writes a remote `.weights.h5` through a local temp file of its
-own and copies it.
+live on `gs://` or `ram://`.
+
+The weights file is made in memory (`storage.weights_bytes`: h5py never writes on the disk) and
+written like any other file, through a temp file on local disk; the checksum recorded is that
+of the bytes made, read back from storage. A save that fails (a full disk) removes what it wrote
+of its epoch and raises the error: the backups before it stay as they were.
 """
 
 import json
@@ -25,6 +29,7 @@ import tensorflow as tf
 from absl import logging
 
 from cover_tf import workdir as workdir_layout
+from cover_tf.cli import UserError
 from cover_tf.training import storage
 
 STATE_FILE = "state.json"
@@ -33,7 +38,7 @@ _WEIGHTS = re.compile(r"^epoch_(\d+)\.weights\.h5$")
 _RECORD = re.compile(r"^epoch_(\d+)\.json$")
 
 
-class BackupError(RuntimeError):
+class BackupError(UserError, RuntimeError):
     """No usable backup although the workdir has some; the message says how to start fresh."""
 
 
@@ -147,6 +152,13 @@ def restore(model, backup_dir):
     return 0
 
 
+def newest_verified(backup_dir) -> int:
+    """The epoch of the newest backup whose file has its recorded size and checksum; 0 when
+    there is none (what a rerun resumes from, unless that file fails to load)."""
+    entries, _, _ = candidates(backup_dir)
+    return next((e["epoch"] for e in entries if verify(backup_dir, e) is None), 0)
+
+
 def clear(backup_dir) -> None:
     """Deletes every backup (`--restart`)."""
     storage.remove(backup_dir)
@@ -165,21 +177,38 @@ class AtomicBackup(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
+        data = storage.weights_bytes(self.model)
+        entry = {
+            "epoch": done,
+            "weights": weights_name(done),
+            "size": len(data),
+            "sha256": storage.sha256(data),
+        }
         tf.io.gfile.makedirs(self.backup_dir)
-        path = workdir_layout.join(self.backup_dir, weights_name(done))
-        storage.clear_for_writing(path)  # a redone epoch (after a fallback) writes it again
-        self.model.save_weights(path)
-        size, sha256 = storage.size_and_sha256(path)
-        entry = {"epoch": done, "weights": weights_name(done), "size": size, "sha256": sha256}
-        storage.write_text(
-            workdir_layout.join(self.backup_dir, record_name(done)), json.dumps(entry)
-        )
-        entries, _, _ = candidates(self.backup_dir)
-        previous = next((e for e in entries if e["epoch"] < done), None)
-        if previous is not None:
-            previous = {key: previous[key] for key in ENTRY_FIELDS if key in previous}
-        state = {**entry, "previous": previous}
-        storage.write_text(workdir_layout.join(self.backup_dir, STATE_FILE), json.dumps(state))
+        written = []  # this epoch's files, removed again if the save does not finish
+        try:
+            path = workdir_layout.join(self.backup_dir, weights_name(done))
+            written.append(path)
+            storage.write_bytes(path, data)
+            problem = verify(self.backup_dir, entry)
+            if problem is not None:
+                raise BackupError(f"the backup of epoch {done} did not verify: {problem}")
+            record = workdir_layout.join(self.backup_dir, record_name(done))
+            written.append(record)
+            storage.write_text(record, json.dumps(entry))
+            entries, _, _ = candidates(self.backup_dir)
+            previous = next((e for e in entries if e["epoch"] < done), None)
+            if previous is not None:
+                previous = {key: previous[key] for key in ENTRY_FIELDS if key in previous}
+            state = {**entry, "previous": previous}
+            storage.write_text(workdir_layout.join(self.backup_dir, STATE_FILE), json.dumps(state))
+        except BaseException:
+            for partial in written:
+                try:
+                    storage.remove(partial)
+                except (OSError, tf.errors.OpError):
+                    pass  # the error being raised says more
+            raise
         keep = {done, previous["epoch"] if previous else done}
         for name in tf.io.gfile.listdir(self.backup_dir):
             match = _WEIGHTS.match(name) or _RECORD.match(name)

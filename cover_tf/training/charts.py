@@ -5,7 +5,6 @@ final evaluation (`metrics.png`), `python -m cover_tf.evaluate` its own (`eval.p
 read and written through `tf.io.gfile`, so a workdir may live on any filesystem training takes.
 """
 
-import csv
 import io
 
 import matplotlib
@@ -16,21 +15,17 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from cover_tf.training import storage  # noqa: E402
+from cover_tf.training.history import read_rows  # noqa: E402
 
 
 def read_history(history_csv):
-    """`{column: [float, ...]}` of Keras' CSVLogger file (`epoch`, `loss`, `<head>_top1`, ...).
-
-    Rows repeated by a resumed run (CSVLogger appends) keep the last value of each epoch.
+    """`{column: [float, ...]}` of a run's `history.csv` (`epoch`, `loss`, `<head>_top1`, ...),
+    one value per epoch in epoch order: of an epoch with more than one row (written by earlier
+    versions, which appended a redone epoch's row) the last (`history.read_rows`).
     """
-    rows = list(csv.DictReader(io.StringIO(storage.read_text(str(history_csv)))))
-    by_epoch = {}
-    for row in rows:
-        if row.get("epoch", "") != "":
-            by_epoch[int(float(row["epoch"]))] = row
     columns = {}
-    for epoch in sorted(by_epoch):
-        for key, value in by_epoch[epoch].items():
+    for row in read_rows(history_csv).values():
+        for key, value in row.items():
             try:
                 columns.setdefault(key, []).append(float(value))
             except (TypeError, ValueError):

@@ -4,6 +4,7 @@
 import contextlib
 import dataclasses
 import json
+import re
 import sys
 import time
 
@@ -70,8 +71,13 @@ def run(config, workdir, verbose="auto", restart=False, allow_config_change=Fals
     (`config_change`), with `restart` its training state cleared, and the run goes on from the
     newest usable backup (`backup`). Every workdir file goes through `tf.io.gfile`.
 
+    A write that finds the disk full ends the run with `preflight.WorkdirFull` (every file is
+    replaced atomically and a failed backup removes what it wrote, so the workdir keeps its
+    verified backups; running the same command again with space resumes from the newest).
+
     Raises:
-      ConfigError, preflight.WorkdirError, lock.WorkdirBusy, backup.BackupError: a sentence.
+      ConfigError, preflight.WorkdirError (WorkdirFull), lock.WorkdirBusy, backup.BackupError:
+      a sentence.
     """
     train = config.train
     if train.steps % train.steps_per_epoch:
@@ -95,6 +101,8 @@ def run(config, workdir, verbose="auto", restart=False, allow_config_change=Fals
     try:
         claim.__enter__()
     except (OSError, tf.errors.OpError) as error:
+        if storage.out_of_space(error):
+            raise disk_full(error, files) from error
         reason = getattr(error, "message", None) or getattr(error, "strerror", None) or error
         raise preflight.WorkdirError(f"workdir {files.root} is not writable: {reason}") from error
     try:
@@ -117,8 +125,63 @@ def run(config, workdir, verbose="auto", restart=False, allow_config_change=Fals
                 storage.remove(path)
         storage.write_text(files.config, config_change.config_text(config))
         return _train(config, files, strategy, builders, verbose)
+    except Exception as error:
+        if storage.out_of_space(error):
+            _remove_empty_event_files(files.logs)
+            raise disk_full(error, files) from error
+        raise
     finally:
         claim.__exit__(None, None, None)
+
+
+def disk_full(error, files) -> preflight.WorkdirFull:
+    """The sentence for a write that found the workdir's disk full: what was being written and
+    what the same command, run again once there is space, resumes from."""
+    what = _path_written(error)
+    if what and what.startswith(files.root + "/"):
+        what = what[len(files.root) + 1 :]
+    try:
+        epoch = backup.newest_verified(files.backup)
+    except Exception:  # noqa: BLE001  (a sentence without the epoch rather than a traceback)
+        epoch = None
+    resume = {
+        None: "the newest verified backup",
+        0: "the start (no backup was made yet)",
+    }.get(epoch, f"the verified backup of epoch {epoch}")
+    return preflight.WorkdirFull(
+        f"no space left on the disk of workdir {files.root}"
+        + (f" (writing {what})" if what else "")
+        + f"; free some space and run the same command again: it resumes from {resume}"
+    )
+
+
+def _path_written(error) -> str | None:
+    """The file named by the first error of `error`'s chain that names one."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.filename:
+            return str(error.filename)
+        if isinstance(error, tf.errors.OpError):
+            # TF's file errors read "<path>; No space left on device"
+            match = re.search(r"(\S+); (No space left|Disk quota)", error.message)
+            if match:
+                return match.group(1)
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _remove_empty_event_files(logs) -> None:
+    """TensorBoard's writer creates its events file before the first write: on a full disk that
+    file stays empty. Such files hold no event; they are removed."""
+    try:
+        for folder, _, names in tf.io.gfile.walk(logs):
+            for name in names:
+                path = workdir_layout.join(folder, name)
+                if "tfevents" in name and tf.io.gfile.stat(path).length == 0:
+                    tf.io.gfile.remove(path)
+    except tf.errors.OpError:
+        pass  # the disk-full sentence is what the user needs
 
 
 def _train(config, files, strategy, builders, verbose):

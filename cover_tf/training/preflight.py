@@ -12,13 +12,18 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from cover_tf.builders import registry
+from cover_tf.cli import UserError
 from cover_tf.config import ConfigError
 from cover_tf.data import reader
 from cover_tf.workdir import is_local
 
 
-class WorkdirError(RuntimeError):
+class WorkdirError(UserError, RuntimeError):
     """The workdir cannot be used; the message says why."""
+
+
+class WorkdirFull(WorkdirError):
+    """The workdir's filesystem has no space left; the message says what a rerun resumes from."""
 
 
 def _first_line(error) -> str:

@@ -1,5 +1,6 @@
 """What a user gets from `python -m cover_tf.train` when something is wrong (README "Failure
-modes"): one line and exit status 2, before the workdir is written, or a warned recovery."""
+modes"): one line and exit status 2, before the workdir is written, or a warned recovery.
+(A disk that fills: test_full_disk.py.)"""
 
 import json
 import os
@@ -12,7 +13,11 @@ from tests.reliability.conftest import REPO, TINY, train, train_command
 
 
 def last_line(stderr):
-    return stderr.strip().splitlines()[-1]
+    """The error line, as `train: <sentence>` whether it reads so or `train: error: <sentence>`
+    (cover_tf.cli's style)."""
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("train: "), line
+    return "train: " + line.removeprefix("train: ").removeprefix("error: ")
 
 
 @pytest.mark.slow  # a run held busy while a second one starts: ~1.5 min on 2 busy cores
@@ -90,6 +95,19 @@ def test_no_usable_backup_stops_and_restart_starts_fresh(workdir_copy, synthetic
     status, stderr = train(workdir_copy, synthetic_data_dir, args=["--restart"])
     assert status == 0, stderr[-3000:]
     assert json.loads((workdir_copy / "metrics.json").read_text())["train/epochs_resumed"] == 0
+
+
+def test_an_empty_lock_is_taken_over_in_one_line(workdir_copy, synthetic_data_dir):
+    # What a run of an earlier version left on a full disk: it created LOCK, then could not
+    # write its owner into it; every later run was refused until the user deleted it.
+    (workdir_copy / "LOCK").write_bytes(b"")
+    status, stderr = train(workdir_copy, synthetic_data_dir)
+    assert status == 0, stderr[-3000:]
+    assert [line for line in stderr.splitlines() if "LOCK" in line] == [
+        f"WARNING:absl:Taking over the lock file {workdir_copy}/LOCK: it is empty, so no job "
+        "holds it"
+    ]
+    assert not (workdir_copy / "LOCK").exists()
 
 
 def test_a_changed_config_is_refused_before_anything_is_written(workdir_copy, synthetic_data_dir):
