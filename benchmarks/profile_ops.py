@@ -8,6 +8,12 @@ first, then a `total` line; `share` is of all traced op time (summed over thread
 exceed wall time).
 
     python benchmarks/profile_ops.py --config tiny --mode train --precision bf16 [--top 20]
+
+With `--kernel-ab N` it instead times the step with the layers' XLA kernels against the same
+step traced as plain TensorFlow ops (`backend_ops.portable_graph`), N pairs alternating in one
+process, so that a shared machine's drift hits both alike: one `kernel_ab` line with each
+side's step times and the median of the pairs' ratios plain / kernels (above 1: the kernels are
+faster).
 """
 
 import argparse
@@ -15,8 +21,10 @@ import collections
 import glob
 import json
 import os
+import statistics
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import throughput  # noqa: E402
@@ -56,6 +64,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--kernel-ab", type=int, default=0, metavar="N")
     args = parser.parse_args()
     config = throughput.model_config(args.config)
     spec = {
@@ -64,6 +73,8 @@ def main():
         "threads": args.threads, "inter_op_threads": 1,
     }  # fmt: skip
     _, step = throughput.build_step(spec)
+    if args.kernel_ab:
+        return kernel_ab(args, spec, step)
     import tensorflow as tf
 
     for _ in range(1 + args.warmup):
@@ -82,6 +93,31 @@ def main():
                           "share": round(seconds / total, 4)}))  # fmt: skip
     print(json.dumps({"kind": "total", "config": args.config, **common,
                       "op_ms_per_step": round(1e3 * total / args.steps, 2)}))  # fmt: skip
+
+
+def kernel_ab(args, spec, step):
+    """Print one `kernel_ab` line: `step` (XLA kernels) against a second model's step traced
+    under `portable_graph` (plain ops), `args.kernel_ab` pairs in alternating order."""
+    from cover_tf.layers.backend_ops import portable_graph
+
+    _, plain = throughput.build_step(spec)
+    with portable_graph():
+        plain()  # traces the plain-op step
+    for _ in range(1 + args.warmup):
+        step()
+        plain()
+    times = {"kernels": [], "plain": []}
+    for index in range(args.kernel_ab):
+        for name in ("kernels", "plain") if index % 2 == 0 else ("plain", "kernels"):
+            start = time.perf_counter()
+            (step if name == "kernels" else plain)()
+            times[name].append(round(1e3 * (time.perf_counter() - start), 2))
+    ratios = [p / k for p, k in zip(times["plain"], times["kernels"], strict=True)]
+    common = {key: spec[key] for key in ("mode", "precision", "xla", "batch", "threads")}
+    print(json.dumps({"kind": "kernel_ab", "config": args.config, **common,
+                      "kernels_ms": times["kernels"], "plain_ms": times["plain"],
+                      "plain_over_kernels_median": round(statistics.median(ratios), 3),
+                      "machine": throughput.machine_name(*throughput.cpu_info()[:2])}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -41,18 +41,6 @@ def native_bf16(flags) -> bool:
     return bool(set(NATIVE_BF16_FLAGS) & set(flags))
 
 
-def amx_bf16(flags) -> bool:
-    """True when the CPU has AMX with bfloat16 (Sapphire Rapids and later Xeons)."""
-    return "amx_bf16" in set(flags)
-
-
-def onednn_takes_bfloat16(flags) -> bool:
-    """Whether TensorFlow's oneDNN kernels (where on) take bfloat16 on this CPU, and grappler's
-    remapper fuses bfloat16 ops: AVX512F or AVX-NE-CONVERT (TensorFlow's
-    `IsDataTypeSupportedByOneDNNOnThisCPU`); an AVX2-only EPYC has neither."""
-    return bool({"avx512f", "avx_ne_convert"} & set(flags))
-
-
 def onednn_setting(flags, environ) -> str | None:
     """The value for TF_ENABLE_ONEDNN_OPTS, or None to leave it as it is: "1" on an x86 CPU
     with AVX2 (oneDNN's fp32 kernels need no more) where the user has not set it."""
@@ -73,9 +61,8 @@ def enable_onednn(environ=os.environ, modules=sys.modules, cpuinfo="/proc/cpuinf
 
 
 def onednn_enabled() -> bool | None:
-    """Whether the loaded TensorFlow runs its oneDNN kernels (None where TF cannot say)."""
-    try:
-        from tensorflow.python.util import _pywrap_util_port  # TF's own check; no public API
-    except ImportError:
-        return None
-    return bool(_pywrap_util_port.IsMklEnabled())
+    """Whether the loaded TensorFlow runs its oneDNN kernels (None where TF cannot say); a fact
+    the benchmarks report, not one the layers choose kernels by."""
+    from cover_tf import tf_internals
+
+    return tf_internals.onednn_enabled()

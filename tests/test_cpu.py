@@ -1,19 +1,14 @@
 """`cover_tf.cpu`: importing cover_tf turns TensorFlow's oneDNN kernels on for x86 CPUs where
 TensorFlow leaves them off (1.3-1.7x the model's speed on an AVX2-only EPYC), keeps a user's
-own TF_ENABLE_ONEDNN_OPTS, and cannot act once TensorFlow has loaded."""
+own TF_ENABLE_ONEDNN_OPTS, and cannot act once TensorFlow has loaded; `cover_tf.tf_internals`,
+the one reader of TensorFlow's private modules, was checked on the TensorFlow installed."""
 
 import os
 import subprocess
 import sys
 
-from cover_tf.cpu import (
-    amx_bf16,
-    cpu_flags,
-    enable_onednn,
-    native_bf16,
-    onednn_setting,
-    onednn_takes_bfloat16,
-)
+from cover_tf import tf_internals
+from cover_tf.cpu import cpu_flags, enable_onednn, native_bf16, onednn_setting
 
 AVX2_EPYC = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n"
 GRAVITON3 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
@@ -49,13 +44,19 @@ def test_native_bf16_is_avx512_bf16_amx_or_arm_bf16(tmp_path):
     assert native_bf16(cpu_flags(str(cpuinfo))[1])
 
 
-def test_onednn_takes_bfloat16_from_avx512f_or_avx_ne_convert_and_amx_from_amx_bf16():
-    """The CPUs whose oneDNN kernels the layers send bfloat16 to (`backend_ops`): not an
-    AVX2-only EPYC, where grappler fuses no bfloat16 op."""
-    assert not onednn_takes_bfloat16({"avx2", "fma", "avx_vnni"})
-    assert onednn_takes_bfloat16({"avx2", "avx512f"})
-    assert onednn_takes_bfloat16({"avx2", "avx_ne_convert"})
-    assert amx_bf16({"amx_tile", "amx_bf16"}) and not amx_bf16({"avx512_bf16", "amx_int8"})
+def test_tensorflow_is_a_version_tf_internals_was_checked_on():
+    """`cover_tf.tf_internals` reads TensorFlow's private modules, which any release may change:
+    on a TensorFlow it was not checked on, this fails until its uses are checked there."""
+    import tensorflow as tf
+
+    assert tf_internals.checked(tf.__version__), (
+        f"TensorFlow {tf.__version__} is not among the versions cover_tf/tf_internals.py was "
+        f"checked on ({', '.join(v + '.x' for v in tf_internals.CHECKED_VERSIONS)}): check each "
+        "private use it lists on this version, then add the version to CHECKED_VERSIONS"
+    )
+    assert tf_internals.onednn_enabled() in (True, False)
+    checked = tf_internals.CHECKED_VERSIONS[0]
+    assert tf_internals.checked(f"{checked}.7") and not tf_internals.checked(f"{checked}9.0")
 
 
 def onednn_after_import(environ):
