@@ -21,7 +21,9 @@ function evaluation uses, so serving cannot drift from it) and turns the views i
 
 Inputs: `frames` uint8 [B, T, H, W, 3] (any T and size), or `jpeg_frames` string [B, T] for the
 `_jpeg` signatures. Requests outside `ServingLimits` fail inside the graph with an InvalidArgument
-error whose message names the limit; wrong dtypes and ranks are rejected by the input spec.
+error whose message names the limit; wrong dtypes and ranks are rejected by the input spec. The
+preprocessing check (`max_preprocess_bytes`) runs on the frames' sizes once the input checks
+pass, before any frame is decoded or resized.
 """
 
 import dataclasses
@@ -32,6 +34,7 @@ import tensorflow as tf
 
 from cover_tf.data.preprocessing import eval_preprocess
 from cover_tf.models import multiview
+from cover_tf.serving import limits as serving_limits
 from cover_tf.serving.heads import HeadSpec
 from cover_tf.serving.limits import ServingLimits, checked_frames, checked_jpegs
 
@@ -142,15 +145,18 @@ def head_outputs(model, spec: HeadSpec, features, table, top_k: int) -> dict:
     return outputs
 
 
-def _with_input(body, jpeg: bool, limits: ServingLimits):
-    """`body(videos)` behind the input checks, as a function whose argument names the input."""
+def _with_input(body, jpeg: bool, limits: ServingLimits, configs):
+    """`body(videos)` behind the input checks and the check of their preprocessing under the
+    eval `configs`, as a function whose argument names the input."""
 
     # The argument names become the signatures' input names.
     def serve_frames(frames):
-        return body(checked_frames(frames, limits))
+        frames = checked_frames(frames, limits)
+        return body(serving_limits.checked_preprocessing(frames, configs, limits))
 
     def serve_jpeg_frames(jpeg_frames):
-        return body(checked_jpegs(jpeg_frames, limits))
+        jpeg_frames = checked_jpegs(jpeg_frames, limits)
+        return body(serving_limits.checked_preprocessing(jpeg_frames, configs, limits))
 
     return serve_jpeg_frames if jpeg else serve_frames
 
@@ -164,7 +170,7 @@ def _head_signature(model, spec, table, limits, top_k, jpeg) -> Signature:
 
     return Signature(
         name=spec.name + (JPEG_SUFFIX if jpeg else ""),
-        function=_with_input(outputs, jpeg, limits),
+        function=_with_input(outputs, jpeg, limits, [spec.eval_config]),
         input_spec=jpeg_spec() if jpeg else frames_spec(),
         reference=lambda videos: {"probabilities": reference_probabilities(model, spec, videos)},
         class_names={"": spec.class_names},
@@ -179,9 +185,14 @@ def _all_heads_signature(model, specs, tables, limits, top_k) -> Signature:
         groups.setdefault(spec.eval_key(), []).append(spec)
 
     def outputs(videos):
+        # Every group's views before any backbone pass: preprocessing never runs beside the
+        # backbone, whose activation reserve it may use (`max_preprocess_bytes`).
+        views = [batch_views(videos, group[0], mean, std) for group in groups.values()]
+        with tf.control_dependencies(views):
+            views = [tf.identity(view) for view in views]
         answers = {}
-        for group in groups.values():
-            features = multiview.view_features(model, batch_views(videos, group[0], mean, std))
+        for group, group_views in zip(groups.values(), views, strict=True):
+            features = multiview.view_features(model, group_views)
             for spec in group:
                 head = head_outputs(model, spec, features, tables[spec.name], top_k)
                 answers.update({f"{spec.name}_{key}": value for key, value in head.items()})
@@ -195,7 +206,9 @@ def _all_heads_signature(model, specs, tables, limits, top_k) -> Signature:
 
     return Signature(
         name=DEFAULT_SIGNATURE,
-        function=_with_input(outputs, False, limits),
+        function=_with_input(
+            outputs, False, limits, [group[0].eval_config for group in groups.values()]
+        ),
         input_spec=frames_spec(),
         reference=reference,
         class_names={f"{head}_": spec.class_names for head, spec in specs.items()},
@@ -211,7 +224,7 @@ def _embedding_signature(model, spec, limits, jpeg) -> Signature:
 
     return Signature(
         name=EMBEDDING_SIGNATURE + (JPEG_SUFFIX if jpeg else ""),
-        function=_with_input(outputs, jpeg, limits),
+        function=_with_input(outputs, jpeg, limits, [spec.eval_config]),
         input_spec=jpeg_spec() if jpeg else frames_spec(),
         reference=lambda videos: {EMBEDDING_OUTPUT: reference_embedding(model, spec, videos)},
     )
@@ -226,13 +239,15 @@ def serving_signatures(
       model: a CoVeRModel.
       specs: {head: HeadSpec}.
       tables: {head: class_name_table}.
-      limits: the ServingLimits every signature checks.
+      limits: the ServingLimits every signature checks (`max_preprocess_bytes` None: the
+        activation reserve of `max_batch` videos, `limits.resolve`).
       top_k: k of the top_k outputs (capped at each head's class count).
       embedding_head: the head whose eval preprocessing (views) the embedding signatures use.
     Raises ValueError when two signatures share a name (a head named like another signature).
     """
     if embedding_head not in specs:
         raise ValueError(f"embedding head {embedding_head!r} is not one of the heads {list(specs)}")
+    limits = serving_limits.resolve(limits, model, specs)
     listed = [_all_heads_signature(model, specs, tables, limits, top_k)]
     for head, spec in specs.items():
         for jpeg in (False, True):

@@ -67,5 +67,46 @@ def test_export_cli_refuses_a_budget_without_room(tmp_path, workdir, capsys):
     )
     assert code == 2
     error = capsys.readouterr().err
-    assert error.startswith("error: a memory budget of 0.5 GiB leaves nothing for a request")
+    assert error.startswith(
+        "export: error: a memory budget of 0.5 GiB leaves nothing for a request"
+    )
     assert not (tmp_path / "cover").exists()
+
+
+def test_budget_limits_give_preprocessing_the_views_activation_reserve(source):
+    model, specs = source
+    derived = limits.limits_for_budget(2 * limits.GIB, model, specs, max_batch=4)
+    assert derived.max_preprocess_bytes == 4 * limits.views_bytes(model, specs)
+    assert limits.resolve(LIMITS, model, specs).max_preprocess_bytes == (
+        LIMITS.max_batch * limits.views_bytes(model, specs)
+    )
+    assert limits.resolve(derived, model, specs) is derived
+
+
+def test_preprocessing_estimate_follows_the_resized_size(source):
+    _, specs = source
+    motion = specs["motion"].eval_config  # 2 clips x 4 frames, short side 32
+    sizes = tf.constant([[1.0, 65_500.0], [40.0, 40.0]], tf.float64)
+    estimate = float(limits.preprocess_bytes(sizes, [motion]))
+    wide = 3 * 65_500 + 16 * 32 * 2_096_000 + 12 * max(32 * 65_500, 1 * 2_096_000)
+    square = 3 * 1600 + 16 * 32 * 32 + 12 * 32 * 40
+    assert estimate == 8 * (wide + square)
+    # What a request's bytes leave of its share, plus the reserve.
+    resolved = limits.resolve(LIMITS, *source)
+    assert limits.preprocess_allowance(LIMITS.max_request_bytes, resolved) == (
+        resolved.max_preprocess_bytes
+    )
+
+
+def test_a_frame_within_max_pixels_that_resizes_too_large_is_invalid_argument(loaded):
+    # 1 x 10,000 pixels is within max_pixels=10000; resized to the 32-pixel short side it would
+    # be 32 x 320,000 float32 pixels per sampled frame (8 of them).
+    for signature in ("motion", "serving_default", "embedding"):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="max_preprocess_bytes="):
+            loaded.signatures[signature](frames=tf.zeros([1, 1, 1, 10_000, 3], tf.uint8))
+    jpeg = tf.io.encode_jpeg(tf.zeros([10_000, 1, 3], tf.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"short side \(36 pixels\)"):
+        loaded.signatures["images_jpeg"](jpeg_frames=tf.reshape(jpeg, [1, 1]))
+    # A usual frame of the same size class is served.
+    answer = loaded.signatures["motion"](frames=tf.zeros([1, 2, 75, 133, 3], tf.uint8))
+    assert answer["probabilities"].shape == (1, 5)
