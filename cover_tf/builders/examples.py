@@ -41,9 +41,21 @@ class SkipItem(Exception):
         super().__init__(reason)
 
 
+def printable(name) -> str:
+    """A file name or path as text that prints and encodes anywhere: the bytes of a name that is
+    not UTF-8 (which `os.listdir` returns as surrogate escapes, and `open` and PyAV take back as
+    they are) shown as `\\xNN`, e.g. `clip\\xff.mp4`."""
+    name = os.fsdecode(name) if isinstance(name, bytes) else os.fspath(name)
+    try:
+        data = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file name decodes to
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return data.decode("utf-8", "backslashreplace")
+
+
 def skip_entry(key: str, path, reason: str) -> dict[str, str]:
-    """One line of a skipped-file report."""
-    return {"key": str(key), "path": os.fspath(path), "reason": str(reason)}
+    """One line of a skipped-file report (key and path in their printable form)."""
+    return {"key": printable(str(key)), "path": printable(path), "reason": str(reason)}
 
 
 class SkipLog:

@@ -30,6 +30,7 @@ from cover_tf.builders.examples import (  # noqa: F401 (re-exported for the buil
 )
 from cover_tf.builders.manual_builder import ManualDataBuilder, require_file  # noqa: F401
 from cover_tf.builders.video_decode import VideoDecodeError, decode_video
+from cover_tf.workdir import is_local
 
 VideoItem = Item  # The name the video builders use.
 _UNSET = object()
@@ -196,13 +197,15 @@ def index_files(root, suffixes: tuple[str, ...]) -> dict[str, epath.Path]:
     """{file name: path} of the files under `root` (any depth) whose suffix is in `suffixes`.
 
     Lets a builder find `<id>.mp4` whether the split folder is flat or has one folder per class.
-    A name found twice keeps the first path in sorted order.
+    A name found twice keeps the first path in sorted order. A local folder is walked with
+    `os.walk`, which keeps names that are not UTF-8 (`tf.io.gfile.walk` raises on them).
     """
     found: dict[str, epath.Path] = {}
     root = epath.Path(root)
     if not root.is_dir():
         return found
-    for directory, _, names in sorted(tf.io.gfile.walk(os.fspath(root))):
+    walk = os.walk if is_local(os.fspath(root)) else tf.io.gfile.walk
+    for directory, _, names in sorted(walk(os.fspath(root))):
         for name in sorted(names):
             if epath.Path(name).suffix.lower() in suffixes and name not in found:
                 found[name] = epath.Path(directory) / name
