@@ -21,7 +21,8 @@ of `--seeds` (a seed sets the initialisation and the data order: `train.seed` an
                                A in (B, the other video set, cover_video): B->B is the baseline
 and evaluates every head on its ~1000-example test split (1 clip x 1 crop), plus the motion head
 of `motion` and `cover_video` with the frames of each test clip shuffled in time (control).
-Writes <out>/study.json (every run and every summary), <out>/study.md (tables: mean and 95%
+Writes <out>/study.json (every run and every summary; the date, the commit and the machine: CPU
+model, ISA flags, cores, versions), <out>/study.md (tables: mean and 95%
 t interval over seeds, paired differences by seed) and <out>/study.png (bars, 95% intervals).
 Each run lives in <out>/runs/<run>/s<seed> (its log: s<seed>.log beside it); a rerun reuses the
 runs whose config is unchanged. `--jobs` runs train at once in separate processes (default 2).
@@ -33,10 +34,12 @@ runs whose config is unchanged. `--jobs` runs train at once in separate processe
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
 import math
 import os
 import pathlib
+import platform
 import resource
 import shutil
 import subprocess
@@ -47,22 +50,22 @@ import time
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import study_report  # noqa: E402  (benchmarks/ is not a package)
+import provenance  # noqa: E402  (benchmarks/ is not a package)
+import study_report  # noqa: E402
 
 from cover_tf.config import dump_config, load_config  # noqa: E402
+from cover_tf.cpu import cpu_flags  # noqa: E402
 from cover_tf.data import mixing  # noqa: E402
 from cover_tf.training import loop  # noqa: E402
 from cover_tf.workdir import Workdir  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 HEADS = ("appearance", "motion", "images")
-# The study's recipe where the demo's has moved since the study's table was measured: the
-# demo's 500-step epochs (fewer checkpoints) would re-seed the study's data order, its splits
-# cached in memory (shuffled whole) would reorder every run's examples, the study's motion
-# clips were scale-jittered crops (the demo's are whole frames since), its image batches
-# trained on TF's kernels (the demo's go through XLA since: other rounding), and its data was
-# cover_synthetic 2.2.0 (the `*_2_2` configs; the demo's is 2.3.0 since, whose diamond is no
-# turned square).
+# The recipe the study's tables were measured with, where configs/demo.yaml differs: 250-step
+# epochs (epochs seed the data order), splits read from the files rather than cached (a cached
+# split is shuffled whole, which reorders every run's examples), motion clips as scale-jittered
+# crops, image batches on TF's kernels rather than XLA (other rounding), and cover_synthetic
+# 2.2.0's pixels (the builders' `*_2_2` configs).
 STUDY_RECIPE = (
     "train.steps_per_epoch=250",
     "train.xla_one_frame=false",
@@ -315,9 +318,8 @@ def main(argv=None):
         "--jobs",
         type=int,
         default=2,
-        help="runs trained at once, each in its own process with cores / jobs threads (the "
-        "demo model's steps gain 1.15-1.6x from a second thread; the default study kept 1.85 of 2 "
-        "cores busy)",
+        help="runs trained at once, each in its own process with cores / jobs threads (the demo "
+        "model gains less from a second thread than from a second run)",
     )
     parser.add_argument("--task", help=argparse.SUPPRESS)  # NAME:SEED, run by a worker
     args = parser.parse_args(argv)
@@ -355,7 +357,19 @@ def main(argv=None):
     cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
     cpu += after_children.ru_utime + after_children.ru_stime
     cpu -= children.ru_utime + children.ru_stime
+    cpu_model, flags = cpu_flags()
     study = {
+        "date": provenance.today(),
+        **provenance.git_commit(),
+        "command": provenance.command(),
+        "machine": {
+            "machine": provenance.machine_name(cpu_model, flags),
+            "cpu_model": cpu_model,
+            "cores": os.cpu_count(),
+            "isa": provenance.isa_flags(flags),
+            "python": platform.python_version(),
+            **{name: importlib.metadata.version(name) for name in ("tensorflow", "keras")},
+        },
         "seeds": seeds,
         "video_steps": args.video_steps,
         "finetune_steps": args.finetune_steps,

@@ -8,7 +8,8 @@ XLA-compiled step (forward, sparse cross-entropy on the float32 logits, backward
 `benchmarks/throughput.py` times, `jit_compile=True` giving it the same XLA compiler. The peer is
 HF transformers' TimesformerForVideoClassification on PyTorch CUDA (bf16 = `torch.autocast`,
 AdamW, cross-entropy outside the model), eager and `torch.compile`. Each measurement runs in a
-fresh subprocess; JSON lines go to stdout (and `--out`), progress to stderr.
+fresh subprocess; JSON lines go to stdout (and `--out`), progress to stderr; the first names the
+device, its measured matmul peaks, the date and the commit.
 
     KERAS_BACKEND=jax python benchmarks/gpu_throughput.py --configs B/16,L/16 --peer
     KERAS_BACKEND=jax python benchmarks/gpu_throughput.py --configs tiny --device cpu --steps 2
@@ -23,6 +24,7 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO_ROOT, "benchmarks"))
+import provenance  # noqa: E402
 from throughput import NUM_CLASSES, PATCH_SIZE, check_lists, forward_gflop_per_clip  # noqa: E402
 
 CONFIGS = {  # 8 x 224 clips, the paper's input; "tiny" only to check the script on a CPU
@@ -358,6 +360,21 @@ def markdown_table(records):
     return "\n".join(lines) + "\n"
 
 
+def importable(name):
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def fail(message, status=2):
+    """Ends the benchmark: `gpu_throughput.py: error: <sentence>` on stderr."""
+    print(f"gpu_throughput.py: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(status)
+
+
 def parse_args():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -396,9 +413,12 @@ def main():
             print(markdown_table([json.loads(line) for line in f if line.strip()]), end="")
         return
     if os.environ.get("KERAS_BACKEND") != "jax":
-        sys.exit(
-            "set KERAS_BACKEND=jax: this benchmark runs cover_tf's model on Keras' JAX backend"
-        )
+        fail("set KERAS_BACKEND=jax: this benchmark runs cover_tf's model on Keras' JAX backend")
+    if args.peer:
+        missing = [name for name in ("torch", "transformers") if not importable(name)]
+        if missing:
+            fail(f"--peer runs HF TimeSformer on torch and transformers, and this Python cannot "
+                 f"import {' or '.join(missing)}")  # fmt: skip
     start = time.monotonic()
 
     def emit(record):
@@ -409,7 +429,8 @@ def main():
                 f.write(line + "\n")
 
     peaks = run_worker({"task": "peak", "matmul_size": 8192 if args.device == "cuda" else 512}, args.timeout)  # fmt: skip
-    emit({"kind": "machine", **peaks})
+    emit({"kind": "machine", "date": provenance.today(), **provenance.git_commit(),
+          "command": provenance.command(), **peaks})  # fmt: skip
     records = []
     for item in plan(args):
         if args.budget_s and time.monotonic() - start > args.budget_s:
@@ -418,6 +439,8 @@ def main():
         record = measure(args, item, peaks, emit)
         emit(record)
         records.append(record)
+        if record["impl"] == "hf_peer" and "error" in record:
+            fail(f"the HF peer failed ({' '.join(item[1:])}): {record['error']}", status=1)
     for line in ratio_lines(records):
         emit(line)
     table = markdown_table([{"kind": "machine", **peaks}, *records])

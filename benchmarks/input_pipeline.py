@@ -10,6 +10,10 @@ Each setting also runs ablations: full-frame decode then crop (instead of decodi
 window) and TF's default DCT (instead of INTEGER_FAST).
 
   python benchmarks/input_pipeline.py [--data_dir /tmp/cover_tf_bench] [--settings demo k400_224]
+      [--out runs/input_pipeline.jsonl] [--results-dir benchmarks/results]
+
+JSON lines: first the machine (CPU model, ISA flags, cores, versions, date, commit), then one
+`input_pipeline` line per setting, variant and `--num_parallel_calls` value.
 
 The synthetic data is a local TFDS builder with the builders' feature schema, prepared once in
 --data_dir. Frames are smooth random patterns plus noise, stored as
@@ -21,6 +25,8 @@ import dataclasses
 import functools
 import json
 import os
+import platform
+import sys
 import time
 
 import cover_tf  # noqa: F401  (before TensorFlow: its oneDNN choice, cover_tf.cpu)
@@ -30,8 +36,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from cover_tf.cpu import cpu_flags
 from cover_tf.data import mixing, video_ops
 from cover_tf.data.dataset_config import DatasetConfig, MixingConfig
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import provenance  # noqa: E402
 
 MEAN = (0.45, 0.45, 0.45)
 STD = (0.225, 0.225, 0.225)
@@ -167,6 +177,7 @@ def run(setting, variant, data_dir, num_parallel_calls, warmup_batches, batches)
     sample = next(iter(first.as_dataset(split="train", decoders={key: tfds.decode.SkipDecoding()})))
     jpeg_bytes = int(np.mean([len(j) for j in np.atleast_1d(sample[key].numpy())]))
     return {
+        "kind": "input_pipeline",
         "setting": setting,
         "variant": variant,
         "config": [dataclasses.asdict(cfg) for cfg in configs],
@@ -187,6 +198,20 @@ def run(setting, variant, data_dir, num_parallel_calls, warmup_batches, batches)
 VARIANTS = ("crop_window_decode", "full_decode", "default_dct")
 
 
+def machine_line():
+    """Where the pipeline ran: CPU model, ISA flags, cores, versions, date and commit (no matmul
+    peaks: the pipeline runs none)."""
+    model, flags = cpu_flags()
+    return {
+        "kind": "machine", "benchmark": "input_pipeline",
+        "machine": provenance.machine_name(model, flags), "date": provenance.today(),
+        **provenance.git_commit(), "command": provenance.command(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__, "tensorflow_datasets": tfds.__version__,
+        "cpu_model": model, "cores": os.cpu_count(), "isa": provenance.isa_flags(flags),
+    }  # fmt: skip
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data_dir", default="/tmp/cover_tf_bench")
@@ -195,19 +220,28 @@ def main():
     parser.add_argument("--num_parallel_calls", nargs="+", type=int, default=[-1])
     parser.add_argument("--warmup_batches", type=int, default=10)
     parser.add_argument("--batches", type=int, default=40)
-    parser.add_argument("--out", default=None, help="append JSON lines here (default: stdout)")
+    parser.add_argument("--out", default=None, help="also append the JSON lines to this file")
+    parser.add_argument(
+        "--results-dir", help="also append the lines to DIR/input_pipeline_<machine>_<date>.jsonl"
+    )
     args = parser.parse_args()
+    lines = []
+
+    def emit(record):
+        lines.append(record)
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        print(json.dumps(record), flush=True)
+
+    emit(machine_line())
     for setting in args.settings:
         for variant in args.variants:
             for calls in args.num_parallel_calls:
-                record = run(
-                    setting, variant, args.data_dir, calls, args.warmup_batches, args.batches
-                )
-                line = json.dumps(record)
-                if args.out:
-                    with open(args.out, "a") as f:
-                        f.write(line + "\n")
-                print(line, flush=True)
+                emit(run(setting, variant, args.data_dir, calls, args.warmup_batches, args.batches))
+    if args.results_dir:
+        path = provenance.save_lines(lines, args.results_dir, "input_pipeline_")
+        print(f"[input_pipeline] results appended to {path}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,13 @@ head's eval preprocessing: short side resized to the model's size, centre crop, 
 one view), loads the SavedModel and times its `k400` signature on uint8 frames `[B, T, S, S, 3]`
 (S = the model's image size), then times the Keras model alone on the same clips as float frames
 (`throughput.py`'s inference step). `preprocess_share` = 1 - model time / signature time. With
-`--peer` the HF peer (`peer_hf_timesformer.py`, eager and `torch.compile`) runs in the same
-invocation and each row gets `ratio_vs_peer` = signature clips/s / the peer's best model-only
-inference clips/s; `--peer-from FILE` reads the peer's lines from a `throughput.py` JSON-lines
-file of the same machine instead (a full peer run trains too and takes long).
+`--peer` the HF peer (`peer_timesformer.py`: inference, eager and with `--peer-compile` also
+`torch.compile`) runs in the same invocation and each row gets `ratio_vs_peer` = signature
+clips/s / the peer's best model-only inference clips/s; `--peer-from FILE` reads the peer's lines
+from a `throughput.py` JSON-lines file of the same machine instead. A peer that cannot run ends
+the benchmark with one sentence on stderr and a non-zero exit status. The first line is
+`throughput.py`'s machine record (CPU, ISA flags, cores, versions, oneDNN, TF's matmul peaks,
+date, commit) with `"benchmark": "serving_throughput"`.
 
     python benchmarks/serving_throughput.py --configs tiny,small --precisions fp32,bf16 --peer
     python benchmarks/serving_throughput.py --configs base --peer-from runs/throughput.jsonl
@@ -82,10 +85,14 @@ def main(argv=None):
     add("--peer", action="store_true", help="run the HF peer in this invocation")
     add("--peer-compile", action="store_true", help="the peer also with torch.compile")
     add("--peer-from", default=None, help="throughput.py JSON lines holding the peer's rows")
-    add("--peer-script", default=throughput.DEFAULT_PEER)
-    add("--peer-timeout", type=int, default=7200)
+    add("--peer-timeout", type=int, default=1800, help="seconds per peer measurement process")
+    add("--peak-gflops", type=float, help="fp32 peak GFLOP/s to record instead of measuring")
+    add("--peak-bf16-gflops", type=float, help="bf16 peak GFLOP/s to record instead of measuring")
+    add("--peak-sizes", default=throughput.PEAK_SIZES, help="as throughput.py's")
+    add("--results-dir", help="also append the JSON lines to DIR/<machine>_<date>.jsonl")
     add("--_worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.peak_sizes = args.peak_sizes.split(",")
     if args._worker:
         spec = json.loads(args._worker)
         try:
@@ -98,17 +105,22 @@ def main(argv=None):
     unknown = sorted(set(configs) - set(throughput.CONFIGS)) + sorted(set(precisions) - {"fp32", "bf16"})  # fmt: skip
     if unknown:
         parser.error(f"unknown configs or precisions {unknown}")
-    machine = throughput.machine_record(
-        args, {"fp32": None, "bf16": None, "source": "not measured here"}
-    )
+    if args.peer and not args.peer_from:
+        problem = throughput.peer_problem()
+        if problem:
+            return fail(problem, status=2)
+    machine = throughput.machine_record(args, throughput.measure_peaks(args))
     throughput.emit(dict(machine, kind="machine", benchmark="serving_throughput"))
     peers = []
     if args.peer_from:
         with open(args.peer_from) as file:
             peers = [row for row in map(json.loads, file) if row.get("kind") == "peer"]
     elif args.peer:
-        for precision in precisions:
-            peers += throughput.run_peer(args, precision, None, args.configs)
+        try:
+            for precision in precisions:
+                peers += throughput.run_peer(args, precision, args.configs, modes="infer")
+        except throughput.PeerError as error:
+            return fail(error, status=1)
     for name in configs:
         config = throughput.model_config(name)
         for precision in precisions:
@@ -126,7 +138,15 @@ def main(argv=None):
                 row["peer_infer_clips_per_s"] = peer
                 row["ratio_vs_peer"] = round(result["serving_clips_per_s"] / peer, 3)
             throughput.emit(row)
+    if args.results_dir:
+        path = throughput.provenance.save_lines(throughput.RESULTS, args.results_dir)
+        throughput.log(f"results appended to {path}")
     return 0
+
+
+def fail(message, status):
+    print(f"serving_throughput.py: error: {message}", file=sys.stderr, flush=True)
+    return status
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
 """The temporal branch on images: one matrix product against attention over one key.
 
 On a 1-frame input (T = 1 in the static shape) `TimeSformerBlock` computes temporal attention as
-the linear map it is there (README, "Using the model"). This measures what that saves: the same
-model and weights, its blocks once as built and once forced through attention, on the same
-random batch of images, both timed in one process, interleaved round by round (the machines
-these figures come from are noisy VMs: only interleaved comparisons hold). One JSON line per
-round, then one with the median ratio per mode; the first line names the machine and its
-measured matmul peaks (benchmarks/throughput.py's machine record).
+the linear map it is there (`cover_tf/layers/timesformer_block.py`). This measures what that
+saves: the same model and weights, its blocks once as built and once forced through attention,
+on the same random batch of images, both timed in one process, interleaved round by round (on a
+shared VM only interleaved comparisons hold). One JSON line per round, then one with the median
+ratio per mode; the first line names the machine and its measured matmul peaks
+(benchmarks/throughput.py's machine record: also the date, the commit and the command).
 
     python benchmarks/single_frame.py [--config configs/demo.yaml] [--batch 64] [--rounds 5]
     python benchmarks/single_frame.py --mixed [--rounds 25] [--calls 40]
+    python benchmarks/single_frame.py --results-dir benchmarks/results   # also append the lines
 
 "train" is a forward and backward pass (gradients of every trainable variable, no optimizer
 update); "infer" a forward pass in inference mode. `--mixed` times whole training steps of
@@ -41,6 +42,13 @@ from cover_tf.training.model_factory import build_model
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import throughput  # noqa: E402  (benchmarks/throughput.py: the machine line and its peaks)
+
+LINES = []  # every line printed, for --results-dir
+
+
+def emit(record):
+    LINES.append(record)
+    print(json.dumps(record), flush=True)
 
 
 def machine_line():
@@ -122,7 +130,7 @@ def mixed_rounds(config, rounds, calls, num_batches):
         for _ in range(10):
             function(iterator)
         variants[name] = (function, iterator)
-        print(json.dumps({"variant": name, "first_step_s": round(first_s, 2)}), flush=True)
+        emit({"variant": name, "first_step_s": round(first_s, 2)})
     ratios = {"wall": [], "cpu": []}
     for index in range(rounds):
         row = {"round": index, "steps": calls}
@@ -135,10 +143,10 @@ def mixed_rounds(config, rounds, calls, num_batches):
             row[f"step_cpu_ms/{name}"] = round(1000 * (time.process_time() - cpu) / calls, 1)
         ratios["wall"].append(row["step_ms/trainer"] / row["step_ms/stock"])
         ratios["cpu"].append(row["step_cpu_ms/trainer"] / row["step_cpu_ms/stock"])
-        print(json.dumps(row), flush=True)
+        emit(row)
     summary = {f"{kind}_ratio_median": round(statistics.median(v), 3) for kind, v in ratios.items()}
     summary.update({f"{kind}_rounds_faster": sum(r < 1 for r in v) for kind, v in ratios.items()})
-    print(json.dumps({"summary": True, "rounds": rounds, **summary}), flush=True)
+    emit({"summary": True, "rounds": rounds, **summary})
 
 
 def main(argv=None):
@@ -149,12 +157,25 @@ def main(argv=None):
     parser.add_argument("--calls", type=int, default=20, help="timed calls per round and variant")
     parser.add_argument("--mixed", action="store_true", help="whole fit steps on the mixed stream")
     parser.add_argument("--batches", type=int, default=300, help="--mixed: batches cached")
+    parser.add_argument(
+        "--results-dir",
+        help="also append the lines to DIR/single_frame[_mixed]_<machine>_<date>.jsonl",
+    )
     args = parser.parse_args(argv)
+    run(args)
+    if args.results_dir:
+        prefix = "single_frame_mixed_" if args.mixed else "single_frame_"
+        path = throughput.provenance.save_lines(LINES, args.results_dir, prefix)
+        print(f"[single_frame] results appended to {path}", file=sys.stderr, flush=True)
+    return 0
+
+
+def run(args):
     config = load_config(args.config)
-    print(json.dumps(machine_line()), flush=True)
+    emit(machine_line())
     if args.mixed:
         mixed_rounds(config, args.rounds, args.calls, args.batches)
-        return 0
+        return
     heads = {"images": 10}
     size = config.model.image_size
     images = tf.random.stateless_normal((args.batch, 1, size, size, 3), seed=(0, 1))
@@ -178,11 +199,10 @@ def main(argv=None):
             for name, functions in variants.items():
                 row[f"{mode}_ms/{name}"] = round(timed(functions[mode], args.calls), 2)
             ratios[mode].append(row[f"{mode}_ms/product"] / row[f"{mode}_ms/attention"])
-        print(json.dumps(row), flush=True)
+        emit(row)
     summary = {f"{mode}_ratio_median": round(statistics.median(v), 3) for mode, v in ratios.items()}
     summary.update({f"{mode}_ratio_range": [round(min(v), 3), round(max(v), 3)] for mode, v in ratios.items()})  # fmt: skip
-    print(json.dumps({"summary": True, "outputs_agree": bool(models_agree), **summary}), flush=True)
-    return 0
+    emit({"summary": True, "outputs_agree": bool(models_agree), **summary})
 
 
 if __name__ == "__main__":

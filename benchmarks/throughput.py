@@ -3,8 +3,10 @@
 For each config x precision (fp32, bf16 = `mixed_bfloat16`) x XLA (off, on) it measures inference
 (forward, `training=False`) and training (forward, sparse CE on the logits outside the model,
 backward, `keras.optimizers.AdamW(1e-4)`, one `tf.function(jit_compile=...)` step) clips/s. Each
-measurement runs in its own fresh subprocess. JSON lines go to stdout, progress to stderr; see
-benchmarks/README.md for the fields and the ratio against the peer.
+measurement runs in its own fresh subprocess. JSON lines go to stdout, progress to stderr; the
+first names the machine (CPU model, ISA flags, cores, versions, the oneDNN version TensorFlow
+runs, TF's measured matmul peaks, date, commit). See benchmarks/README.md for the fields and the
+ratio against the peer.
 
     python benchmarks/throughput.py --configs tiny --steps 3 --warmup 1 --repeats 1 --peer
     python benchmarks/throughput.py --peer --peer-compile --markdown table.md
@@ -12,29 +14,40 @@ benchmarks/README.md for the fields and the ratio against the peer.
     python benchmarks/throughput.py --configs small,base --modes train --remat   # its time cost
     python benchmarks/throughput.py --peer --peer-compile --rounds 3   # ratios with 95% intervals
 
+The peer is `benchmarks/peer_timesformer.py` (HF transformers' TimeSformer on PyTorch). With
+`--peer`, a peer that cannot run (torch or transformers missing, a failed peer measurement) ends
+the benchmark: one sentence on stderr, a non-zero exit status, no ratio.
+
 With `--rounds N` every cell is measured N times, ours and the peer's alternating config by
 config, and each round's ratio pairs the two measurements taken minutes apart: a shared VM's
-drift (10-40% within an hour on the machines met) cancels in the pair, and the spread over the
-rounds gives the ratio's 95% interval (a t interval on the log ratios).
+drift cancels in the pair, and the spread over the rounds gives the ratio's 95% interval (a t
+interval on the log ratios).
 """
 
 import argparse
 import importlib
+import importlib.util
 import itertools
 import json
 import math
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_PEER = os.path.join(REPO_ROOT, "..", "shared", "tools", "peer_hf_timesformer.py")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import provenance  # noqa: E402
+from provenance import machine_name  # noqa: E402, F401  (the result files' machine slug)
+
+REPO_ROOT = provenance.REPO_ROOT
+PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_timesformer.py")
+PROG = "throughput.py"
 NUM_CLASSES = 400
-CONFIGS = {  # the peer script's configs, in cover_tf's argument names
+CONFIGS = {  # shared with the peer (peer_timesformer.py), in cover_tf's argument names
     "tiny": dict(image_size=64, num_frames=8, hidden_size=192, num_layers=4, num_heads=3,
                  mlp_dim=768, batch_infer=8, batch_train=8),
     "small": dict(image_size=112, num_frames=8, hidden_size=384, num_layers=12, num_heads=6,
@@ -109,9 +122,9 @@ def time_steps(step, warmup, steps, repeats):
 
 
 PEAK_CALLS = 6
-# Square products and two of base's token x width products (its MLP): on an AVX2-only EPYC
-# TF's square 4096^2 product ran at 60 GFLOP/s and its 1568 x 768 x 3072 at 108 (2026-12-02), so
-# square sizes alone understated the peak the model can reach.
+# Square products and two of base's token x width products (its MLP): a BLAS can run the model's
+# own shapes faster than large squares (by more than half on an AVX2-only EPYC), so square sizes
+# alone can understate the peak the model reaches.
 PEAK_SIZES = "1024,2048,4096,8192x768x3072,8192x3072x768"
 
 
@@ -123,9 +136,8 @@ def matmul_shape(size):
 
 def peak_sizes(spec, precision):
     """The sizes measured for `precision`: all for fp32 and native bf16, the first for emulated
-    bf16. Emulated bf16 says nothing new at large sizes and can be very slow: torch 2.13's bf16
-    matmul on an AVX2-only EPYC ran at 0.3-0.9 GFLOP/s on one thread, so its 1024 and 2048
-    products took ~9 minutes of best-of-6 calls (2026-12-02)."""
+    bf16. Emulated bf16 says nothing new at large sizes and can be very slow (torch's emulated
+    bf16 matmul runs at about 1 GFLOP/s: minutes per product at 2048)."""
     from cover_tf.cpu import native_bf16
 
     sizes = spec["peak_sizes"]
@@ -257,9 +269,21 @@ def measure_model(spec):
     }
 
 
+def onednn_probe(spec):
+    """A tiny TF matmul, run with `ONEDNN_VERBOSE=1` by `onednn_info` (oneDNN prints its version
+    on stdout when TF first runs one of its primitives); whether TF runs oneDNN's kernels."""
+    tf = configure_tensorflow(spec["threads"], spec["inter_op_threads"])
+    from cover_tf.cpu import onednn_enabled
+
+    a = tf.ones((64, 64))
+    tf.function(lambda: tf.matmul(a, a))().numpy()
+    return {"onednn": onednn_enabled()}
+
+
 def worker_main(spec):
     try:
-        tasks = {"peak": measure_matmul_peak, "torch_peak": measure_torch_peak}
+        tasks = {"peak": measure_matmul_peak, "torch_peak": measure_torch_peak,
+                 "onednn": onednn_probe}  # fmt: skip
         result = tasks.get(spec["task"], measure_model)(spec)
     except Exception as error:  # reported as a failed measurement, never a crash
         result = {"error": f"{type(error).__name__}: {str(error).strip()[:600]}"}
@@ -275,12 +299,15 @@ def child_rss_mb(pid):
         return 0.0
 
 
-def run_worker(spec, timeout, memory_limit_mb=None, script=__file__):
+def run_worker(spec, timeout, memory_limit_mb=None, script=__file__, env=None, stdout_lines=None):
     """Runs one measurement in a fresh interpreter (`script --_worker SPEC`, this file's by
     default); kills it past `timeout` or `memory_limit_mb` (resident memory polled from /proc,
-    which unlike RLIMIT_AS ignores TF's address reservations)."""
+    which unlike RLIMIT_AS ignores TF's address reservations). `stdout_lines`, a list, receives
+    the worker's other stdout lines."""
     command = [sys.executable, os.path.abspath(script), "--_worker", json.dumps(spec)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     start, killed = time.monotonic(), None
     while process.poll() is None:
         if time.monotonic() - start > timeout:
@@ -293,6 +320,8 @@ def run_worker(spec, timeout, memory_limit_mb=None, script=__file__):
         time.sleep(0.2)
     stdout, stderr = process.communicate()
     results = [line for line in stdout.splitlines() if line.startswith("{")]
+    if stdout_lines is not None:
+        stdout_lines += [line for line in stdout.splitlines() if not line.startswith("{")]
     if killed or process.returncode != 0 or not results:
         tail = " | ".join(stderr.strip().splitlines()[-4:])[-600:]
         return {"error": killed or f"worker exit code {process.returncode}: {tail}"}
@@ -308,35 +337,34 @@ def cpu_info():
     return cpu_flags()
 
 
-def machine_name(cpu_model, flags) -> str:
-    """A file-name slug for the machine: CPU model and its widest vector/matrix ISA."""
-    isa = (
-        "amx"
-        if "amx_bf16" in flags
-        else "avx512bf16"
-        if "avx512_bf16" in flags
-        else ("avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other")
-    )
-    model = "".join(c if c.isalnum() else "-" for c in (cpu_model or "cpu").lower())
-    return "-".join(part for part in model.split("-") if part) + f"_{isa}"
+def onednn_info(threads, inter_op_threads, timeout=600):
+    """{"onednn": whether TF's workers run oneDNN's kernels, "onednn_version": the oneDNN
+    version TF runs (None where it runs none)}: a worker process with `ONEDNN_VERBOSE=1`."""
+    spec = {"task": "onednn", "threads": threads, "inter_op_threads": inter_op_threads}
+    lines = []
+    result = run_worker(spec, timeout, env=dict(os.environ, ONEDNN_VERBOSE="1"), stdout_lines=lines)
+    versions = [m.group(1) for ln in lines if (m := re.search(r"oneDNN v(\d+(?:\.\d+)*)", ln))]
+    if "error" in result:
+        log(f"oneDNN probe failed: {result['error']}")
+    return {"onednn": result.get("onednn"), "onednn_version": versions[0] if versions else None}
 
 
 def machine_record(args, peaks):
+    """The first JSON line: where and on what the figures were measured."""
     import importlib.metadata as metadata
 
     cpu_model, flags = cpu_info()
-    from cover_tf.cpu import onednn_enabled  # cpu_info loaded cover_tf, then TF, as workers do
-
     versions = {p: metadata.version(p) for p in ("tensorflow", "keras", "numpy")}
     return {
         "kind": "machine", "impl": "cover_tf", "machine": machine_name(cpu_model, flags),
+        "date": provenance.today(), **provenance.git_commit(), "command": provenance.command(),
         "python": platform.python_version(), **versions,
+        **onednn_info(args.threads, args.inter_op_threads),  # TF's oneDNN kernels: on? version?
         "cpu_model": cpu_model, "cores": os.cpu_count(),
         "avx2": "avx2" in flags, "avx512f": "avx512f" in flags,
         "avx512_bf16": "avx512_bf16" in flags, "amx": "amx_bf16" in flags,
-        "isa": sorted(f for f in flags if f.startswith(("avx2", "fma", "avx512", "amx"))),
+        "isa": provenance.isa_flags(flags),
         "threads": {"intra_op": args.threads, "inter_op": args.inter_op_threads},
-        "onednn": peaks.get("onednn", onednn_enabled()),  # TF's oneDNN kernels on or off
         "peak_fp32_gflops": peaks["fp32"], "peak_bf16_gflops": peaks["bf16"],
         "torch_peak_fp32_gflops": peaks.get("torch_fp32"),
         "torch_peak_bf16_gflops": peaks.get("torch_bf16"),
@@ -365,7 +393,6 @@ def measure_peaks(args):
         "fp32": args.peak_gflops or tf_peaks.get("fp32"),
         "bf16": args.peak_bf16_gflops or tf_peaks.get("bf16"),
         "torch_fp32": torch_peaks.get("fp32"), "torch_bf16": torch_peaks.get("bf16"),
-        "onednn": tf_peaks.get("onednn"),
         "by_size": {f"{lib}_{p}": result.get(f"{p}_by_size") for lib, result in measured.items()
                     for p in ("fp32", "bf16")},
         "source": f"measured (matmul sizes {args.peak_sizes}, warm, best of {PEAK_CALLS})",
@@ -411,24 +438,61 @@ def measure(args, name, mode, precision, xla, peaks, batch=None, frames=None, li
     return record
 
 
-def run_peer(args, precision, peak_fp32, configs):
-    """The peer script for `configs` (comma list) at one precision; its per-config JSON lines."""
-    command = [sys.executable, args.peer_script, "--configs", configs, "--threads",
-               str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--repeats", str(args.repeats), "--no-flop-count"]  # fmt: skip
-    command += ["--peak-gflops", str(peak_fp32)] if peak_fp32 else []
+class PeerError(Exception):
+    """The HF peer cannot run or failed: one sentence that ends the benchmark."""
+
+
+def peer_problem(timeout=600):
+    """Why `--peer` cannot run here (one sentence), or None: torch and transformers must be
+    importable, here and in the peer's own process (`peer_timesformer.py --check`)."""
+    for name in ("torch", "transformers"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return (
+                f"--peer runs the HF TimeSformer peer on torch and transformers, and this Python "
+                f"cannot import {name}; the test extras install both (pip install -e '.[test]')"
+            )
+    try:
+        done = subprocess.run(
+            [sys.executable, PEER_SCRIPT, "--check"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return f"--peer cannot run: importing torch and transformers took over {timeout} s"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"--peer cannot run: {last.removeprefix('peer_timesformer.py: error: ')}"
+    return None
+
+
+def run_peer(args, precision, configs, modes=None):
+    """The peer (`peer_timesformer.py`) for `configs` (comma list) at one precision: its
+    per-config lines as `peer` lines. Its progress is relayed to stderr; a failure raises
+    PeerError with the peer's own sentence."""
+    command = [sys.executable, PEER_SCRIPT, "--configs", configs, "--modes", modes or args.modes,
+               "--threads", str(args.threads), "--steps", str(args.steps),
+               "--warmup", str(args.warmup), "--repeats", str(args.repeats),
+               "--timeout", str(args.peer_timeout)]  # fmt: skip
     command += ["--bf16"] if precision == "bf16" else []
     command += ["--compile"] if args.peer_compile else []
-    log(f"peer ({precision}): {' '.join(command)}")
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=args.peer_timeout)
-    except subprocess.TimeoutExpired:
-        return [{"kind": "peer", "precision": precision, "error": "peer timed out"}]
-    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    log(f"peer ({precision}): {' '.join(command[1:])}")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = "no output"
+    for line in process.stderr:  # relayed as it comes: a peer run can take many minutes
+        print(line, end="", file=sys.stderr, flush=True)
+        last = line.strip() or last
+    stdout = process.stdout.read()
+    process.wait()
+    rows = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     rows = [dict(r, kind="peer", precision=precision) for r in rows if r.get("kind") == "config"]
-    if done.returncode != 0 or not rows:
-        error = " | ".join(done.stderr.strip().splitlines()[-4:])
-        return [{"kind": "peer", "precision": precision, "error": f"rc={done.returncode}: {error}"}]
+    if process.returncode != 0 or not rows:
+        reason = last.removeprefix("peer_timesformer.py: error: ")
+        raise PeerError(f"the HF peer failed ({configs}, {precision}): {reason}")
     return rows
 
 
@@ -444,7 +508,7 @@ def measure_round(args, peaks, index):
             ours.setdefault((name, mode, precision), []).append(record)
         if args.peer:
             for precision in args.precisions.split(","):
-                for row in run_peer(args, precision, peaks["fp32"], name):
+                for row in run_peer(args, precision, name):
                     peers.append(dict(row, round=index))
                     emit(peers[-1])
     summaries = summarize(ours, peers)
@@ -454,25 +518,34 @@ def measure_round(args, peaks, index):
     return summaries
 
 
-def round_intervals(rounds, confidence=0.95):
-    """Per cell measured with the peer in every round: the rounds' ratios, their geometric mean
-    and its t interval (computed on the log ratios, so 0.8 and 1.25 are equally far from 1)."""
+def ratio_interval(ratios, confidence=0.95):
+    """{"ratio": the geometric mean of paired rounds' ratios, "low", "high": its t interval},
+    computed on the log ratios, so 0.8 and 1.25 are equally far from 1 (low and high None for
+    one round)."""
     import study_stats  # scipy: loaded by the parent only, never by the measuring workers
 
+    logs = study_stats.mean_interval([math.log(r) for r in ratios], confidence)
+    bound = lambda value: None if value is None else math.exp(value)  # noqa: E731
+    return {"ratio": math.exp(logs["mean"]), "low": bound(logs["low"]), "high": bound(logs["high"])}
+
+
+def round_intervals(rounds, confidence=0.95):
+    """Per cell measured with the peer in every round: the rounds' ratios, their geometric mean
+    and its t interval (`ratio_interval`)."""
     cells = []
     for position, first in enumerate(rounds[0]):
         summaries = [r[position] for r in rounds]
         if not all(s["best"] and s["peer_best"] for s in summaries):
             continue
         ratios = [ratio_record(s)["ratio"] for s in summaries]
-        logs = study_stats.mean_interval([math.log(r) for r in ratios], confidence)
+        interval = ratio_interval(ratios, confidence)
         ours = [s["best"]["clips_per_s"] for s in summaries]
         peer = [s["peer_best"][0] for s in summaries]
         cells.append({
             "kind": "ratio_interval", "config": first["config"], "mode": first["mode"],
             "precision": first["precision"], "rounds": len(ratios), "ratios": ratios,
-            "ratio": math.exp(logs["mean"]), "confidence": confidence,
-            "low": math.exp(logs["low"]), "high": math.exp(logs["high"]),
+            "ratio": interval["ratio"], "confidence": confidence,
+            "low": interval["low"], "high": interval["high"],
             "ours_clips_per_s_median": statistics.median(ours),
             "peer_clips_per_s_median": statistics.median(peer),
         })  # fmt: skip
@@ -622,10 +695,13 @@ def parse_args(argv=None):
         "N (square) or MxKxN (tokens x width shapes like the model's)",
     )
     add("--timeout", type=int, default=1800, help="seconds per measurement subprocess")
-    add("--peer", action="store_true", help="also run the HF peer script and print ratios")
-    add("--peer-script", default=DEFAULT_PEER, help="path of peer_hf_timesformer.py")
-    add("--peer-compile", action="store_true", help="pass --compile to the peer")
-    add("--peer-timeout", type=int, default=7200, help="seconds per peer run")
+    add(
+        "--peer",
+        action="store_true",
+        help="also run the HF peer (peer_timesformer.py), print ratios",
+    )
+    add("--peer-compile", action="store_true", help="the peer also under torch.compile")
+    add("--peer-timeout", type=int, default=1800, help="seconds per peer measurement process")
     add(
         "--rounds",
         type=int,
@@ -651,37 +727,40 @@ def parse_args(argv=None):
     return args
 
 
+def fail(message, status):
+    """Ends the benchmark: `throughput.py: error: <sentence>` on stderr."""
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(status)
+
+
 def main():
     args = parse_args()
     if args._worker:
         worker_main(json.loads(args._worker))
         return
+    if args.peer and not args.max_batch:
+        problem = peer_problem()
+        if problem:
+            fail(problem, status=2)
     peaks = measure_peaks(args)
     emit(machine_record(args, peaks))
     if args.max_batch:
         run_max_batch(args, peaks)
-        return
-    rounds = [measure_round(args, peaks, index) for index in range(args.rounds)]
-    if args.rounds > 1:
-        for cell in round_intervals(rounds):
-            emit(cell)
-    if args.markdown == "-":
-        print(markdown_table(rounds), file=sys.stderr)
-    elif args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(markdown_table(rounds))
+    else:
+        try:
+            rounds = [measure_round(args, peaks, index) for index in range(args.rounds)]
+        except PeerError as error:
+            fail(error, status=1)
+        if args.rounds > 1:
+            for cell in round_intervals(rounds):
+                emit(cell)
+        if args.markdown == "-":
+            print(markdown_table(rounds), file=sys.stderr)
+        elif args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(markdown_table(rounds))
     if args.results_dir:
-        save_results(args.results_dir)
-
-
-def save_results(results_dir):
-    """Appends this run's lines to one JSON-lines file per machine and day."""
-    machine = next(r["machine"] for r in RESULTS if r.get("kind") == "machine")
-    path = os.path.join(results_dir, f"{machine}_{time.strftime('%Y-%m-%d')}.jsonl")
-    os.makedirs(results_dir, exist_ok=True)
-    with open(path, "a") as f:
-        f.writelines(json.dumps(record) + "\n" for record in RESULTS)
-    log(f"results appended to {path}")
+        log(f"results appended to {provenance.save_lines(RESULTS, args.results_dir)}")
 
 
 if __name__ == "__main__":

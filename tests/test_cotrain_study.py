@@ -26,6 +26,8 @@ def test_smoke_study_writes_every_table(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     study = json.loads((out / "study.json").read_text())
+    assert study["date"] and "commit" in study  # where and on what the study ran
+    assert {"cpu_model", "cores", "isa", "machine", "tensorflow"} <= set(study["machine"])
     runs = {row["run"] for row in study["runs"]}
     assert {"appearance", "motion", "images", "videos", "cover_video", "cover_total"} <= runs
     assert {

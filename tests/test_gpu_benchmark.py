@@ -4,6 +4,7 @@ machine's minutes are not spent finding a broken script. Its timings are not ass
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -26,7 +27,9 @@ def test_measures_ours_and_the_peer_and_reports_ratios(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [line["kind"] for line in lines][0] == "machine"
+    machine = lines[0]
+    assert machine["kind"] == "machine" and machine["device_kind"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", machine["date"]) and "commit" in machine
     measurements = [line for line in lines if line["kind"] == "measurement"]
     assert {(m["impl"], m["mode"]) for m in measurements} == {
         (impl, mode) for impl in ("cover_tf", "hf_peer") for mode in ("train", "infer")
@@ -54,4 +57,18 @@ def test_measures_ours_and_the_peer_and_reports_ratios(tmp_path):
 def test_refuses_to_run_off_the_jax_backend():
     done = run_script("--configs", "tiny", "--device", "cpu", backend="tensorflow")
     assert done.returncode != 0
-    assert "KERAS_BACKEND=jax" in done.stderr
+    assert done.stderr.startswith("gpu_throughput.py: error: set KERAS_BACKEND=jax")
+
+
+def test_peer_without_torch_ends_with_one_sentence(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text("import sys; sys.modules['torch'] = None\n")
+    environment = dict(
+        os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=str(tmp_path)
+    )
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--configs", "tiny", "--device", "cpu", "--peer"],
+        env=environment, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("gpu_throughput.py: error: --peer") and "cannot import torch" in line

@@ -1,9 +1,11 @@
-"""`benchmarks/throughput.py` names its machine and measures its peaks before any figure, and keeps
-one JSON-lines file per machine. Its timings are not asserted."""
+"""`benchmarks/throughput.py` names its machine (CPU, oneDNN version, date, commit) and measures its
+peaks before any figure, keeps one JSON-lines file per machine and day, and ends with one sentence
+and a non-zero exit where its `--peer` cannot run. Its timings are not asserted."""
 
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -47,8 +49,12 @@ def test_first_line_names_the_machine_and_its_measured_peaks(tmp_path):
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     machine = lines[0]
     assert machine["kind"] == "machine"
-    for field in ("cpu_model", "cores", "avx512f", "avx512_bf16", "amx", "machine"):
+    for field in ("cpu_model", "cores", "avx512f", "avx512_bf16", "amx", "machine", "commit"):
         assert field in machine, field
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", machine["date"]) and machine["tensorflow"]
+    assert machine["command"].startswith("python benchmarks/throughput.py --configs tiny")
+    if machine["onednn"]:  # the oneDNN TensorFlow runs, beside TensorFlow's version
+        assert re.fullmatch(r"\d+\.\d+(\.\d+)*", machine["onednn_version"])
     assert machine["peak_fp32_gflops"] > 0 and machine["peak_bf16_gflops"] > 0
     # the TF workers load TF as the product does: oneDNN on wherever cover_tf turns it on
     if "avx2" in machine["isa"] and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
@@ -62,9 +68,66 @@ def test_first_line_names_the_machine_and_its_measured_peaks(tmp_path):
     )
     measurement = next(line for line in lines if line["kind"] == "measurement")
     assert "error" not in measurement and measurement["mfu"] > 0
-    saved = list(tmp_path.glob(f"{machine['machine']}_*.jsonl"))
+    saved = list(tmp_path.glob(f"{machine['machine']}_{machine['date']}.jsonl"))
     assert len(saved) == 1
     assert [json.loads(line) for line in saved[0].read_text().splitlines()] == lines
+
+
+NO_TORCH = "import sys; sys.modules['torch'] = None\n"  # `import torch` fails from then on
+
+
+def run_without_torch(tmp_path, script, *args):
+    """`script` in a Python whose every process (the peer's too) cannot import torch."""
+    (tmp_path / "sitecustomize.py").write_text(NO_TORCH)
+    environment = dict(os.environ, PYTHONPATH=str(tmp_path))
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args], env=environment,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def one_sentence(stderr, prog):
+    (line,) = stderr.strip().splitlines()  # nothing else: no traceback, no progress
+    assert line.startswith(f"{prog}: error: ") and "pip install -e '.[test]'" in line
+    return line
+
+
+@pytest.mark.parametrize("script", ["throughput.py", "serving_throughput.py"])
+def test_peer_without_torch_ends_with_one_sentence_and_no_ratio(tmp_path, script):
+    done = run_without_torch(tmp_path, script, "--configs", "tiny", "--peer")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "cannot import torch" in one_sentence(done.stderr, script)
+
+
+def test_peer_without_torch_in_this_process_alone_still_ends(tmp_path):
+    wrapper = NO_TORCH + (
+        f"sys.argv = ['throughput.py', '--configs', 'tiny', '--peer']\n"
+        f"import runpy; runpy.run_path({str(BENCHMARKS / 'throughput.py')!r}, run_name='__main__')"
+    )
+    done = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert "cannot import torch" in one_sentence(done.stderr, "throughput.py")
+
+
+def test_the_peer_script_without_torch_exits_2_with_one_sentence(tmp_path):
+    done = run_without_torch(tmp_path, "peer_timesformer.py", "--configs", "tiny")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "importing torch failed" in one_sentence(done.stderr, "peer_timesformer.py")
+
+
+def test_a_failed_peer_run_raises_its_own_sentence(tmp_path, monkeypatch, capsys):
+    failing = tmp_path / "peer.py"
+    failing.write_text(
+        "import sys\nprint('[peer] tiny infer fp32 ...', file=sys.stderr)\n"
+        "print('peer_timesformer.py: error: tiny infer fp32 failed: out of memory', file=sys.stderr)\n"
+        "sys.exit(1)\n"
+    )  # fmt: skip
+    monkeypatch.setattr(throughput, "PEER_SCRIPT", str(failing))
+    args = throughput.parse_args(["--configs", "tiny", "--peer"])
+    with pytest.raises(throughput.PeerError) as error:
+        throughput.run_peer(args, "fp32", "tiny")
+    assert str(error.value) == "the HF peer failed (tiny, fp32): tiny infer fp32 failed: out of memory"  # fmt: skip
+    assert "[peer] tiny infer fp32 ..." in capsys.readouterr().err  # its progress is relayed
 
 
 def cell_round(ours_clips, peer_clips, mode="train"):
@@ -130,6 +193,8 @@ def test_rounds_alternate_ours_and_the_peer_config_by_config(tmp_path):
         ("measurement", 1), ("peer", 1), ("ratio", 1),
         ("ratio_interval", None),
     ]  # fmt: skip
+    peer = next(line for line in lines if line["kind"] == "peer")
+    assert peer["torch"] and peer["transformers"] and len(peer["infer_clips_per_s_runs"]) == 1
     ratios = [line["ratio"] for line in lines if line["kind"] == "ratio"]
     interval = lines[-1]
     assert interval["ratios"] == ratios and interval["low"] <= interval["ratio"] <= interval["high"]
