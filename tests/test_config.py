@@ -72,6 +72,67 @@ def test_overrides_reach_nested_fields_and_datasets_by_name_or_index():
     assert config.mixing.alpha == 0.5
 
 
+def test_a_dataset_is_dropped_by_name_or_index_without_copying_the_yaml():
+    """`--set datasets.<name>=null` trains a paper config on fewer datasets: the rest validates
+    as it was."""
+    full = load_config(CONFIGS / "cover_b16.yaml")
+    config = load_config(CONFIGS / "cover_b16.yaml", ["datasets.ssv2=null"])
+    assert [d.name for d in config.datasets] == ["kinetics400", "mit", "imagenet"]
+    assert config.datasets == [d for d in full.datasets if d.name != "ssv2"]
+    assert (config.model, config.mixing, config.optimizer) == (
+        full.model,
+        full.mixing,
+        full.optimizer,
+    )
+    # By index; the later overrides see the list without it.
+    config = load_config(
+        CONFIGS / "cover_b16.yaml",
+        ["datasets.0=null", "datasets.0.weight=2", "datasets.imagenet=null"],
+    )
+    assert [(d.name, d.weight) for d in config.datasets] == [("ssv2", 2.0), ("mit", None)]
+    # The own-videos recipe without photos.
+    config = load_config(CONFIGS / "own_videos.yaml", ["datasets.images=null"])
+    assert [d.builder for d in config.datasets] == ["video_folder"]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["datasets.ssv3=null"], r"--set datasets\.ssv3: no dataset named 'ssv3'; datasets are"),
+        (["datasets.ssv2=2"], r"name a field of the dataset .* or drop the dataset with"),
+        (
+            [f"datasets.{name}=null" for name in ("kinetics400", "ssv2", "mit", "imagenet")],
+            r"datasets: give at least one dataset block",
+        ),
+    ],
+)
+def test_dropping_names_a_missing_dataset_and_keeps_one(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(CONFIGS / "cover_b16.yaml", overrides)
+
+
+def test_own_videos_recipe_reads_the_users_folders_from_a_converted_checkpoint():
+    config = load_config(CONFIGS / "own_videos.yaml")
+    assert [(d.name, d.builder) for d in config.datasets] == [
+        ("videos", "video_folder"),
+        ("images", "image_folder"),
+    ]
+    assert config.model.init_checkpoint.endswith(".keras")
+    assert config.datasets[1].num_frames == 1
+    # Its header says every step, as the commands to type.
+    header = (CONFIGS / "own_videos.yaml").read_text().split("\nname:")[0]
+    for command in (
+        "builders.build video_folder",
+        "builders.build image_folder",
+        "convert",
+        "train --config configs/own_videos.yaml",
+        "evaluate",
+        "export",
+        "predict",
+    ):
+        assert f"python -m cover_tf.{command}" in header, command
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -191,5 +252,5 @@ def test_train_cli_rejects_a_bad_image_size_before_writing_the_workdir(tmp_path)
     )
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "model.image_size (40)" in lines[0], result.stderr
+    assert len(lines) == 1 and lines[0].startswith("train: error: model.image_size (40)"), lines
     assert not workdir.exists()

@@ -63,14 +63,44 @@ def test_cli_inflates_vit_with_new_heads(tmp_path):
     assert model.backbone.pixel_mean == (0.5, 0.5, 0.5)
 
 
+def one_error_line(result) -> str:
+    """The one line `convert: error: <sentence>` a refused conversion prints (exit status 2)."""
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("convert: error: "), result.stderr[-2000:]
+    assert not result.stdout
+    return lines[0]
+
+
 def test_cli_errors_are_clear(tmp_path):
-    result = run_convert("--checkpoint", tmp_path / "nothing", "--out", tmp_path / "x.keras")
-    assert result.returncode == 2
-    assert "config.json" in result.stderr
+    out = tmp_path / "x.keras"
+    line = one_error_line(run_convert("--checkpoint", tmp_path / "nothing", "--out", out))
+    assert "config.json" in line
     hf_vit(tmp_path / "vit")
-    result = run_convert("--checkpoint", tmp_path / "vit", "--out", tmp_path / "x.keras")
-    assert result.returncode == 2 and "--heads" in result.stderr
-    result = run_convert(
-        "--checkpoint", tmp_path / "vit", "--heads", "k400", "--out", tmp_path / "x.keras"
+    line = one_error_line(run_convert("--checkpoint", tmp_path / "vit", "--out", out))
+    assert "an image checkpoint needs --heads NAME=NUM_CLASSES" in line
+    line = one_error_line(
+        run_convert("--checkpoint", tmp_path / "vit", "--heads", "k400", "--out", out)
     )
-    assert result.returncode == 2 and "NAME=NUM_CLASSES" in result.stderr
+    assert "NAME=NUM_CLASSES" in line
+    # --out is checked before the conversion: a folder, a path under a file.
+    (tmp_path / "folder.keras").mkdir()
+    line = one_error_line(
+        run_convert(
+            "--checkpoint", tmp_path / "vit", "--heads", "a=2", "--out", tmp_path / "folder.keras"
+        )
+    )
+    assert line == f"convert: error: --out '{tmp_path / 'folder.keras'}' is a folder, not a file"
+    (tmp_path / "file").write_text("x\n")
+    line = one_error_line(
+        run_convert(
+            "--checkpoint",
+            tmp_path / "vit",
+            "--heads",
+            "a=2",
+            "--out",
+            tmp_path / "file" / "x.keras",
+        )
+    )
+    assert line.endswith(f"cannot be created: '{tmp_path / 'file'}' is a file")
+    assert not out.exists()

@@ -1,11 +1,14 @@
-"""predict and export on real broken inputs, as a user runs them: one line, exit 2, no traceback."""
+"""predict and export on real broken inputs, as a user runs them: `<command>: error: <one
+sentence>`, exit 2, no traceback (--verbose: the traceback too)."""
 
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
+from cover_tf import export
 from tests.serving.conftest import REPO
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
@@ -70,10 +73,62 @@ def test_predict_and_export_errors_are_one_line_exit_2(broken, real_clip):
         result = run_cli(module, *args)
         assert result.returncode == 2, (case, result.stderr[-2000:])
         lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), (case, result.stderr[-2000:])
+        prefix = f"{module.split('.')[-1]}: error: "
+        assert len(lines) == 1 and lines[0].startswith(prefix), (case, result.stderr[-2000:])
         assert message in lines[0], (case, lines[0])
         assert "Traceback" not in result.stderr and not result.stdout, case
     assert not (broken / "out").exists()  # nothing written for a refused export
+
+
+def test_export_to_a_file_is_one_sentence_before_the_model_loads(workdir, tmp_path):
+    (tmp_path / "exports").write_text("a file where the export base should be\n")
+    result = run_cli(
+        "cover_tf.export", "--workdir", str(workdir), "--out", str(tmp_path / "exports")
+    )
+    assert result.returncode == 2 and not result.stdout
+    assert (
+        result.stderr == f"export: error: --out '{tmp_path / 'exports'}' is a file, not a folder\n"
+    )
+    # A folder under that file cannot be made either.
+    result = run_cli(
+        "cover_tf.export", "--workdir", str(workdir), "--out", str(tmp_path / "exports" / "cover")
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("export: error: --out ") and "is a file" in result.stderr
+    # --verbose: the traceback, then the same sentence.
+    result = run_cli(
+        "cover_tf.export",
+        "--workdir",
+        str(workdir),
+        "--out",
+        str(tmp_path / "exports"),
+        "--verbose",
+    )
+    assert result.returncode == 2 and "Traceback" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("export: error: --out ")
+
+
+def test_export_to_a_read_only_filesystem_is_one_sentence(tmp_path, monkeypatch, capsys):
+    """The check reads the filesystem's read-only flag (statvfs), which root's writes obey too;
+    here the flag is raised on one folder of the test's temporary disk."""
+    read_only = tmp_path / "mnt"
+    read_only.mkdir()
+    statvfs = os.statvfs
+
+    def read_only_statvfs(path):
+        result = statvfs(path)
+        if os.path.abspath(path) == str(read_only):
+            return types.SimpleNamespace(f_flag=result.f_flag | os.ST_RDONLY)
+        return result
+
+    monkeypatch.setattr(os, "statvfs", read_only_statvfs)
+    out = read_only / "exports" / "cover"
+    # The workdir need not exist: --out is checked before anything is read.
+    assert export.main(["--workdir", str(tmp_path / "absent"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"export: error: --out '{out}' is on a read-only filesystem ('{read_only}')\n"
+    )
+    assert not (read_only / "exports").exists()
 
 
 def test_verbose_shows_the_traceback(broken, real_clip):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import uuid
 
+import keras
 import matplotlib.image
 import pytest
 import tensorflow as tf
@@ -94,11 +95,49 @@ def test_evaluate_reads_and_writes_a_url_workdir(tiny_workdir, capsys):
 
 def test_missing_workdir_files_are_a_clear_error(tmp_path, capsys):
     assert evaluate.main(["--workdir", str(tmp_path / "nowhere")]) == 2
-    assert "has no config.yaml" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"evaluate: error: workdir '{tmp_path / 'nowhere'}' has no config.yaml\n"
+    )
     (tmp_path / "config.yaml").write_text("name: x\n")
     assert evaluate.main(["--workdir", str(tmp_path)]) == 2
-    assert "no model file" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"evaluate: error: no model file at '{tmp_path / 'model.keras'}'\n"
+    )
     (tmp_path / "model.keras").write_bytes(b"")
     (tmp_path / "config.yaml").write_text("- not a mapping\n")
     assert evaluate.main(["--workdir", str(tmp_path)]) == 2
-    assert "config.yaml: the top level must be a mapping" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("evaluate: error: ") and err.count("\n") == 1
+    assert "config.yaml: the top level must be a mapping" in err
+
+
+def test_a_model_file_keras_refuses_is_one_sentence(tiny_workdir, tmp_path, capsys):
+    """A `.keras` holding a Lambda layer (Python code: Keras' safe mode refuses it, rightly), a
+    truncated one and one of another kind: one line each, the traceback only with --verbose."""
+    inputs = keras.Input((4,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: 2 * x)(inputs)).save(tmp_path / "l.keras")
+    keras.Model(inputs, keras.layers.Dense(3)(inputs)).save(tmp_path / "dense.keras")
+    data = (tiny_workdir / "model.keras").read_bytes()
+    (tmp_path / "cut.keras").write_bytes(data[: len(data) // 2])
+    cases = {
+        "l.keras": "holds Python code (a Lambda layer), which Keras' safe mode refuses to load; "
+        "give a model saved by cover_tf (train, convert)",
+        "cut.keras": "is not a .keras archive (truncated, or another format)",
+        "dense.keras": "holds a Keras Functional, not a CoVeR model; python -m cover_tf.convert "
+        "makes one from a ViT or TimeSformer checkpoint",
+    }
+    for name, message in cases.items():
+        path = tmp_path / name
+        assert evaluate.main(["--workdir", str(tiny_workdir), "--checkpoint", str(path)]) == 2
+        assert capsys.readouterr().err == f"evaluate: error: the model file '{path}' {message}\n"
+    args = ["--workdir", str(tiny_workdir), "--checkpoint", str(tmp_path / "l.keras")]
+    assert evaluate.main([*args, "--verbose"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.splitlines()[-1].startswith("evaluate: error: the model")
+
+
+def test_a_bad_option_is_one_sentence(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--workdir", "w", "--clips", "0"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "evaluate: error: --clips must be >= 1, got 0\n"

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import keras
@@ -12,6 +13,7 @@ import matplotlib.image
 import pytest
 
 import cover_tf  # noqa: F401  (registers the Keras classes)
+from cover_tf import train
 from tests.training.conftest import REPO, run_train, train_command
 
 
@@ -45,8 +47,99 @@ def test_bad_config_key_fails_before_training(tmp_path, synthetic_data_dir):
         cwd=REPO,
     )
     assert result.returncode == 2
-    assert "unknown config key train.'stepz'" in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("train: error: unknown config key train.'stepz'")
     assert not (tmp_path / "run").exists()
+
+
+def run_train_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "cover_tf.train", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+def test_unprepared_own_folder_names_the_build_command(tmp_path):
+    """configs/own_videos.yaml before its step 2: one sentence with the command that prepares the
+    folder, and no workdir."""
+    result = run_train_cli(
+        "--config",
+        REPO / "configs" / "own_videos.yaml",
+        "--set",
+        f"data_dir={tmp_path / 'data'}",
+        "--workdir",
+        tmp_path / "run",
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("train: error: datasets.videos: video_folder is not prepared in ")
+    assert lines[0].endswith(
+        f"python -m cover_tf.builders.build video_folder --manual_dir <its files> "
+        f"--data_dir {tmp_path / 'data'}"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def lambda_model(path):
+    """A Keras model holding a Python lambda (a Lambda layer), saved as `.keras`."""
+    inputs = keras.Input((4,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: 2 * x)(inputs)).save(path)
+    return path
+
+
+def test_an_init_checkpoint_keras_refuses_is_one_sentence(tmp_path, synthetic_data_dir):
+    """Keras' safe mode refuses a Lambda layer's Python code (rightly); a model of another kind
+    has no CoVeR backbone. Both are told before the workdir is written."""
+    other = tmp_path / "dense.keras"
+    inputs = keras.Input((4,))
+    keras.Model(inputs, keras.layers.Dense(2)(inputs)).save(other)
+    cases = {
+        lambda_model(tmp_path / "lambda.keras"): "holds Python code (a Lambda layer), which "
+        "Keras' safe mode refuses to load; give a model saved by cover_tf (train, convert)",
+        other: "holds a Keras Functional, not a CoVeR model; python -m cover_tf.convert makes "
+        "one from a ViT or TimeSformer checkpoint",
+        tmp_path / "absent.keras": "does not exist",
+    }
+    for checkpoint, message in cases.items():
+        result = subprocess.run(
+            train_command(
+                tmp_path / "run", synthetic_data_dir, f"model.init_checkpoint={checkpoint}"
+            ),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=REPO,
+        )
+        assert result.returncode == 2, result.stderr[-2000:]
+        expected = f"train: error: model.init_checkpoint '{checkpoint}' {message}"
+        assert result.stderr.strip().splitlines() == [expected], result.stderr
+        assert not (tmp_path / "run").exists()
+
+
+def test_an_unexpected_error_is_one_sentence_and_verbose_shows_it(tmp_path, monkeypatch, capsys):
+    """Whatever goes wrong inside the run (here: a failure the code did not foresee) ends in one
+    line and exit status 2; --verbose adds the traceback."""
+    config = tmp_path / "demo.yaml"
+    config.write_text((REPO / "configs" / "demo.yaml").read_text())
+
+    def broken_run(*args, **kwargs):
+        raise RuntimeError("the accelerator fell off the bus\nsecond line")
+
+    monkeypatch.setattr(train, "check_inputs", lambda config: None)
+    monkeypatch.setattr(train.loop, "run", broken_run)
+    assert train.main(["--config", str(config), "--workdir", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (
+        "train: error: the accelerator fell off the bus (--verbose shows the traceback)\n"
+    )
+    assert train.main(["--config", str(config), "--verbose"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "broken_run" in err
+    assert err.splitlines()[-1] == "train: error: the accelerator fell off the bus"
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path, synthetic_data_dir):
