@@ -5,18 +5,26 @@ one clip each (num_frames x frame_stride frames of the model's longest head clip
 through the export's `embedding` signature (the backbone's pooled feature, averaged over the eval
 views, L2-normalised) and the video's embedding is the mean of its windows' embeddings,
 L2-normalised again. An image is a one-frame video. A model is identified by its fingerprint, a
-hash of its SavedModel graph and variables, so an index refuses queries embedded by another model.
+hash of its weights and embedding signatures (`model_fingerprint`), so an index accepts a
+re-export of its model and refuses queries embedded by another model.
 """
 
+import functools
 import hashlib
+import json
 import pathlib
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from cover_tf.builders.video_decode import VideoDecodeError
+from cover_tf.retrieval.index_store import FINGERPRINT_VERSION
+from cover_tf.serving.heads import EVAL_FIELDS
 from cover_tf.serving.predictors import make_predictor
+from cover_tf.serving.signatures import EMBEDDING_SIGNATURE
 from cover_tf.serving.timeline import clip_geometry
+from cover_tf.serving.versions import METADATA_FILE
 from cover_tf.serving.video_stream import (
     VIDEO_EXTENSIONS,
     VideoStream,
@@ -53,9 +61,65 @@ def media_kind(path) -> str | None:
         return None
 
 
+CHECKPOINT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+
 def model_fingerprint(path) -> str:
-    """sha256 (hex, 32 digits) of a SavedModel's saved_model.pb and every file under variables/,
-    read through `tf.io.gfile` (a local folder or a URL such as `gs://bucket/exports/cover/3`)."""
+    """What makes an export's embeddings, hashed (sha256, 32 hex digits), so that a re-export of
+    the same model gets the same fingerprint and another model a different one:
+
+    - every variable of its checkpoint: key, dtype, shape and value (the weights);
+    - the inputs and outputs (names, dtypes, shapes) of its `embedding*` signatures;
+    - its metadata's `embedding` entry and the eval preprocessing of the embedding head
+      (`heads.EVAL_FIELDS`), which decide the views the embedding averages over.
+
+    The bytes of saved_model.pb and of the checkpoint's object graph are left out: they differ
+    between two exports of the same weights (function names, object ids). Read through
+    `tf.io.gfile` (a local folder or a URL such as `gs://bucket/exports/cover/3`).
+    """
+    path = str(path).rstrip("/")
+    digest = hashlib.sha256(f"cover_tf export fingerprint {FINGERPRINT_VERSION}\0".encode())
+    # The prefix itself: `load_checkpoint` takes ram://.../variables/variables for a folder.
+    reader = tf.compat.v1.train.NewCheckpointReader(join(path, "variables", "variables"))
+    dtypes = reader.get_variable_to_dtype_map()
+    for key in sorted(dtypes):
+        if key == CHECKPOINT_GRAPH_KEY:
+            continue
+        value = np.ascontiguousarray(reader.get_tensor(key))
+        digest.update(f"{key}\0{dtypes[key].name}\0{list(value.shape)}\0".encode())
+        digest.update(value.tobytes())
+    proto = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(join(path, "saved_model.pb"), "rb") as file:
+        proto.ParseFromString(file.read())
+    described = {}
+    for meta_graph in proto.meta_graphs:
+        for name, signature in meta_graph.signature_def.items():
+            if name.startswith(EMBEDDING_SIGNATURE):
+                described[name] = {
+                    side: {
+                        key: [info.dtype, [dim.size for dim in info.tensor_shape.dim]]
+                        for key, info in getattr(signature, side).items()
+                    }
+                    for side in ("inputs", "outputs")
+                }
+    metadata_path = join(path, METADATA_FILE)
+    metadata = {}
+    if tf.io.gfile.exists(metadata_path):
+        with tf.io.gfile.GFile(metadata_path) as file:
+            metadata = json.loads(file.read())
+    embedding = metadata.get("embedding") or {}
+    eval_config = (metadata.get("heads") or {}).get(embedding.get("head"), {}).get("eval") or {}
+    described["metadata"] = {
+        "embedding": embedding,
+        "eval": {field: eval_config.get(field) for field in EVAL_FIELDS},
+    }
+    digest.update(json.dumps(described, sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
+def legacy_model_fingerprint(path) -> str:
+    """The fingerprint indexes recorded before FINGERPRINT_VERSION 2: sha256 of the bytes of
+    saved_model.pb and every file under variables/ (a re-export of the same weights differs)."""
     path = str(path).rstrip("/")
     digest = hashlib.sha256()
     variables = join(path, "variables")
@@ -100,6 +164,8 @@ class FileEmbedder:
     Attributes:
       path: the SavedModel version folder used.
       fingerprint: `model_fingerprint(path)`.
+      legacy_fingerprint: `legacy_model_fingerprint(path)`, computed when first asked for (an
+        index written before FINGERPRINT_VERSION 2 recorded it).
     """
 
     def __init__(self, model, window: float | None = None, short_side: int | None = None):
@@ -112,6 +178,10 @@ class FileEmbedder:
         self.window = window
         self.span, eval_short_side = clip_geometry(self.predictor, embedding_heads(self.predictor))
         self.short_side = short_side or eval_short_side
+
+    @functools.cached_property
+    def legacy_fingerprint(self) -> str:
+        return legacy_model_fingerprint(self.path)
 
     def embed_frames(self, frames: np.ndarray) -> np.ndarray:
         """float32 [D] of uint8 frames [T, H, W, 3] (the export's contract)."""
