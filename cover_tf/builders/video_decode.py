@@ -2,8 +2,13 @@
 
 Used by the dataset builders (decode once, store JPEG frames) and by `predict` (raw files).
 Every way a file can be bad (missing, empty, truncated, undecodable, no frames) raises
-`VideoDecodeError`, so callers can skip and report it with one `except`.
+`VideoDecodeError`, so callers can skip and report it with one `except`. `decode_resuming` is the
+other policy, for readers that report damage instead of refusing the file (`predict` streams):
+a packet the decoder refuses is reported in place and decoding goes on with the next one.
 """
+
+import dataclasses
+import math
 
 import av
 import numpy as np
@@ -40,6 +45,63 @@ def resized_shape(height: int, width: int, short_side: int | None) -> tuple[int,
     if height <= width:
         return short_side, max(1, round(width * scale))
     return max(1, round(height * scale)), short_side
+
+
+def fit_pixels(height: int, width: int, max_pixels: int | None) -> tuple[int, int]:
+    """The largest (height, width) of the same aspect ratio with height x width <= max_pixels.
+
+    Sizes already within the limit (or `max_pixels` None) are returned unchanged; both sides are
+    at least 1.
+    """
+    if max_pixels is None or height * width <= max_pixels:
+        return height, width
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be >= 1 or None, got {max_pixels!r}")
+    scale = math.sqrt(max_pixels / (height * width))
+    fitted_height = max(1, math.floor(height * scale))
+    fitted_width = max(1, math.floor(width * scale))
+    while fitted_height * fitted_width > max_pixels:  # a side held at 1 pixel
+        if fitted_width >= fitted_height:
+            fitted_width -= 1
+        else:
+            fitted_height -= 1
+    return fitted_height, fitted_width
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeFailure:
+    """A packet the decoder refused (damaged data), yielded by `decode_resuming` in its place.
+
+    Attributes:
+      time: the packet's presentation time in seconds (its decoding time when it has none; None
+        when it has neither).
+      reason: the decoder's error, in words.
+    """
+
+    time: float | None
+    reason: str
+
+
+def decode_resuming(container, stream):
+    """Yields the decoded `av.VideoFrame`s of `stream` and a `DecodeFailure` for every packet the
+    decoder refuses; decoding goes on with the next packet (the codec recovers at the next frame
+    it can decode, at the latest the next keyframe).
+
+    A file damaged in its middle then gives its frames before and after the damage instead of
+    ending there (`container.decode` stops at the first refused packet). Errors of the container
+    itself (the demuxer) still raise.
+    """
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except (av.FFmpegError, ValueError) as error:
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            time = (
+                float(stamp * packet.time_base) if stamp is not None and packet.time_base else None
+            )
+            yield DecodeFailure(time, f"{type(error).__name__}: {error}")
+            continue
+        yield from frames
 
 
 def _source_fps(stream) -> float | None:

@@ -5,7 +5,9 @@ resizing the short side and subsampling the frame rate like `decode_video`. `sli
 turns its frames into windows [start, start + window) every `stride` seconds, holding only the
 last `window` seconds of frames, so memory is bounded by one window whatever the video's length.
 Every way a file can be bad raises `VideoDecodeError` (from the builders' decoder), so callers
-skip and report it with one `except`.
+skip and report it with one `except`; with `resume=True` a file damaged after its first frame is
+read past the damage instead, and the stream lists the seconds it could not decode (`damaged`)
+and the seconds without frames (`gaps`).
 """
 
 import collections
@@ -16,10 +18,18 @@ import av
 import numpy as np
 from etils import epath
 
-from cover_tf.builders.video_decode import VideoDecodeError, resized_shape
+from cover_tf.builders.video_decode import (
+    DecodeFailure,
+    VideoDecodeError,
+    decode_resuming,
+    fit_pixels,
+    resized_shape,
+)
 
-# A stream that ends this far short of the frame count in the container is truncated.
+# A stream that ends this far short of the frame count (or duration) in the container is truncated.
 _TRUNCATION_TOLERANCE = 0.9
+# More than this many seconds (and 3 frame intervals) without a frame is a gap in the video.
+_GAP_SECONDS = 1.0
 VIDEO_EXTENSIONS = (
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv",
     ".3gp", ".ts",
@@ -34,6 +44,36 @@ def stream_rate(stream) -> float | None:
     return None
 
 
+def add_span(spans: list, start: float, end: float, gap: float = 1e-6) -> None:
+    """Appends [start, end] to time-ordered `spans`, merged with the last one if they touch."""
+    if end <= start:
+        return
+    if spans and start <= spans[-1][1] + gap:
+        spans[-1][1] = max(spans[-1][1], end)
+    else:
+        spans.append([start, end])
+
+
+def subtract_spans(spans: list, holes: list) -> list:
+    """`spans` ([[start, end]], sorted, disjoint) without the seconds in `holes` (same form)."""
+    result = []
+    for start, end in spans:
+        pieces = [[start, end]]
+        for hole_start, hole_end in holes:
+            cut = []
+            for piece_start, piece_end in pieces:
+                if hole_end <= piece_start or hole_start >= piece_end:
+                    cut.append([piece_start, piece_end])
+                    continue
+                if hole_start > piece_start:
+                    cut.append([piece_start, hole_start])
+                if hole_end < piece_end:
+                    cut.append([hole_end, piece_end])
+            pieces = cut
+        result += pieces
+    return result
+
+
 class VideoStream:
     """A video file's RGB frames, decoded one at a time; use as a context manager.
 
@@ -45,26 +85,63 @@ class VideoStream:
       short_side: resize every frame so that its shorter side has this many pixels (aspect ratio
         kept); None keeps the decoded size.
       fps: target frame rate; None (or a rate at or above the source's) keeps every frame.
+      max_short_side: without `short_side`, shrink frames whose shorter side is longer than this
+        to it (never enlarges); None keeps the size.
+      max_pixels: then shrink frames of more than this many pixels (height x width) to fit it,
+        aspect ratio kept; may be set after opening, before iterating (`resized` says if it did).
+      resume: False: the first packet the decoder refuses, or a file that stops short of its
+        declared length, raises VideoDecodeError (after the frames before it). True: decoding
+        goes on after refused packets and the stream records what it could not read (`damaged`).
 
     Attributes (once opened):
       fps: the rate of the yielded frames.
       duration: the container's duration in seconds, or None when it does not say.
       frame_size: (height, width) of the yielded frames, known after the first frame.
+      source_size: (height, width) of the decoded frames before any resize.
+      resized: whether `max_pixels` shrank the frames; `unfitted_size` is their size before.
+      frames_decoded: frames yielded so far.
+      end: the end of the last yielded frame (its time + 1 / fps), 0 before the first.
+      damaged: [[start, end]] seconds the decoder refused (resume=True): a refused packet's
+        seconds up to the next frame decoded, and, for a file that stops short of its declared
+        length, from its last frame to that length. `damage_reasons` holds one reason per span.
+      gaps: [[start, end]] seconds without any frame in an otherwise readable file (a demuxer
+        that dropped damaged data, or a still in a variable-frame-rate video).
 
-    Iterating yields (seconds since the first frame, uint8 [H, W, 3]); a file that stops short of
-    its declared frame count raises VideoDecodeError after its last frame.
+    Iterating yields (seconds since the first frame, uint8 [H, W, 3]) in increasing time order.
     """
 
-    def __init__(self, path, short_side: int | None = None, fps: float | None = None):
+    def __init__(
+        self,
+        path,
+        short_side: int | None = None,
+        fps: float | None = None,
+        *,
+        max_short_side: int | None = None,
+        max_pixels: int | None = None,
+        resume: bool = False,
+    ):
         if fps is not None and fps <= 0:
             raise ValueError(f"fps must be positive or None, got {fps!r}")
-        if short_side is not None and short_side <= 0:
-            raise ValueError(f"short_side must be positive or None, got {short_side!r}")
+        for name, value in (
+            ("short_side", short_side),
+            ("max_short_side", max_short_side),
+            ("max_pixels", max_pixels),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or None, got {value!r}")
         self.path = epath.Path(path)
         self.short_side = short_side
+        self.max_short_side = max_short_side
+        self.max_pixels = max_pixels
         self.target_fps = fps
+        self.resume = resume
         self.container = None
         self.frame_size = None
+        self.source_size = self.unfitted_size = None
+        self.resized = False
+        self.frames_decoded = 0
+        self.end = 0.0
+        self.damaged, self.damage_reasons, self.gaps = [], [], []
 
     def __enter__(self) -> "VideoStream":
         if not self.path.exists():
@@ -107,31 +184,99 @@ class VideoStream:
         except VideoDecodeError:
             raise
         except (av.FFmpegError, OSError, ValueError, IndexError, RuntimeError) as error:
-            raise VideoDecodeError(self.path, f"{type(error).__name__}: {error}") from error
+            if not self.resume or not self.frames_decoded:
+                raise VideoDecodeError(self.path, f"{type(error).__name__}: {error}") from error
+            # The container itself broke off: what follows the last frame is lost.
+            self._damage(self.end, max(self.end, self._declared_end()), _reason(error))
+
+    def _target_size(self, height: int, width: int) -> tuple[int, int]:
+        self.source_size = (height, width)
+        if self.short_side is not None:
+            height, width = resized_shape(height, width, self.short_side)
+        elif self.max_short_side is not None and min(height, width) > self.max_short_side:
+            height, width = resized_shape(height, width, self.max_short_side)
+        fitted = fit_pixels(height, width, self.max_pixels)
+        if fitted != (height, width):
+            self.resized, self.unfitted_size = True, (height, width)
+        return fitted
+
+    def _declared_end(self) -> float:
+        """The length the container declares for the video (seconds; 0 when it does not say)."""
+        stream_duration = self.stream.duration
+        if stream_duration and self.stream.time_base:
+            return float(stream_duration * self.stream.time_base)
+        return self.duration or 0.0
+
+    def _damage(self, start: float, end: float, reason: str) -> None:
+        before = len(self.damaged)
+        add_span(self.damaged, round(start, 3), round(end, 3))
+        if len(self.damaged) > before:
+            self.damage_reasons.append(reason)
 
     def _frames(self):
+        source_fps = self.source_fps or self.fps
         slack = 0.5 / self.source_fps if self.source_fps else 0.0
-        t0, kept, decoded = None, 0, 0
-        for frame in self.container.decode(self.stream):
-            decoded += 1
-            if frame.time is not None:
-                t = frame.time
-            else:
-                t = (decoded - 1) / (self.source_fps or self.fps)
-            if t0 is None:
-                t0 = t
-            if self.subsample and t - t0 + slack < kept / self.target_fps:
+        gap = max(_GAP_SECONDS, 3.0 / source_fps)
+        decoder = decode_resuming(self.container, self.stream) if self.resume else None
+        decoder = decoder or self.container.decode(self.stream)
+        t0, next_time, decoded, last = None, 0.0, 0, None
+        failures = []  # refused packets since the last frame: their times (None: unknown)
+        for item in decoder:
+            if isinstance(item, DecodeFailure):
+                failures.append(item)
                 continue
+            frame = item
+            decoded += 1
+            t = frame.time if frame.time is not None else (decoded - 1) / source_fps
+            if t0 is None:
+                times = [f.time for f in failures if f.time is not None]
+                t0 = min([t, *times])
+            t -= t0
+            if self.resume and last is not None and t < last:
+                continue  # frames a decoder concealed after damage, out of order: dropped
+            if failures:
+                start = (last + 1.0 / source_fps) if last is not None else 0.0
+                times = [f.time - t0 for f in failures if f.time is not None]
+                if t <= start and times:  # nothing missing between the frames: the packets' own
+                    start, t_end = min(times), max(times) + 1.0 / source_fps
+                else:
+                    t_end = t
+                self._damage(start, t_end, failures[0].reason)
+                failures = []
+            elif last is not None and t - last > gap:
+                add_span(self.gaps, round(last + 1.0 / source_fps, 3), round(t, 3))
+            last = t
+            if self.subsample:
+                if t + slack < next_time:
+                    continue
+                next_time = (math.floor((t + slack) * self.target_fps + 1e-9) + 1) / self.target_fps
             if self.frame_size is None:
-                self.frame_size = resized_shape(frame.height, frame.width, self.short_side)
+                self.frame_size = self._target_size(frame.height, frame.width)
             height, width = self.frame_size
-            kept += 1
-            yield t - t0, frame.to_ndarray(format="rgb24", height=height, width=width)
-        if not kept:
-            raise VideoDecodeError(self.path, "no decodable frames")
+            self.frames_decoded += 1
+            self.end = t + 1.0 / self.fps
+            yield t, frame.to_ndarray(format="rgb24", height=height, width=width)
+        if not self.frames_decoded:
+            reason = failures[0].reason if failures else "no decodable frames"
+            raise VideoDecodeError(self.path, reason)
+        end = (last or 0.0) + 1.0 / source_fps
+        if failures:  # refused packets after the last frame: damaged to the declared end
+            ends = [f.time - t0 + 1.0 / source_fps for f in failures if f.time is not None]
+            self._damage(end, max([end, self._declared_end(), *ends]), failures[0].reason)
         expected = self.stream.frames
         if expected and decoded < _TRUNCATION_TOLERANCE * expected:
-            raise VideoDecodeError(self.path, f"truncated: decoded {decoded} of {expected} frames")
+            reason = f"truncated: decoded {decoded} of {expected} frames"
+        elif self.resume and not expected and end < _TRUNCATION_TOLERANCE * self._declared_end():
+            reason = f"truncated: frames end at {end:.2f} s of {self._declared_end():.2f} s"
+        else:
+            return
+        if not self.resume:
+            raise VideoDecodeError(self.path, reason)
+        self._damage(end, max(end, self._declared_end()), reason)
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 @dataclasses.dataclass
@@ -161,33 +306,37 @@ def sliding_windows(frames, fps: float, window: float, stride: float):
     Holds only the frames of the last `window` seconds. Windows are emitted once complete; at the
     end, a video shorter than `window` gives one window over all of it, and when the last full
     window stops short of the end, one more window of length `window` ends at the last frame, so
-    the windows always cover the whole video.
+    the windows always cover the whole video. A window without any frame (inside a gap or damaged
+    seconds of the stream) is left out.
 
     Args:
       frames: iterable of (seconds, uint8 [H, W, 3]) in time order (e.g. a `VideoStream`).
       fps: the frames' rate; a frame at t lasts until t + 1 / fps.
       window, stride: seconds, both > 0.
     Yields:
-      `Window`s.
+      `Window`s, indexed 0, 1, ... in the order they are yielded.
     """
     if window <= 0 or stride <= 0:
         raise ValueError(f"window and stride must be > 0 seconds, got {window} and {stride}")
     # Timestamps jitter: a frame counts as inside [start, end) within a tenth of a frame.
     eps = 0.1 / fps
     buffer = collections.deque()
-    index, start, last_end = 0, 0.0, None
+    index, step, start, last_end = 0, 0, 0.0, None
 
     def take(window_start, window_end):
         chosen = [frame for t, frame in buffer if window_start - eps <= t < window_end - eps]
-        return np.stack(chosen)
+        return np.stack(chosen) if chosen else None
 
     newest = None
     for t, frame in frames:
         while t >= start + window - eps:
-            yield Window(index, start, start + window, take(start, start + window))
-            last_end = start + window
-            index += 1
-            start = index * stride
+            chosen = take(start, start + window)
+            if chosen is not None:
+                yield Window(index, start, start + window, chosen)
+                last_end = start + window
+                index += 1
+            step += 1
+            start = step * stride
         buffer.append((t, frame))
         newest = t
         while buffer and buffer[0][0] < newest - window - eps:
@@ -195,8 +344,8 @@ def sliding_windows(frames, fps: float, window: float, stride: float):
     if newest is None:
         return
     end = newest + 1.0 / fps
-    if last_end is None:
+    if last_end is None and index == 0 and step == 0:
         yield Window(0, 0.0, end, take(0.0, math.inf))
-    elif last_end < end - eps:
+    elif last_end is None or last_end < end - eps:
         tail = max(0.0, end - window)
         yield Window(index, tail, end, take(tail, math.inf))

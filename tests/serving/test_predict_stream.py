@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from cover_tf import predict
-from cover_tf.builders.video_decode import decode_video
+from cover_tf.builders.video_decode import VideoDecodeError, decode_video, fit_pixels
 from cover_tf.builders.video_writer import write_video
 from cover_tf.serving.predictors import make_predictor
 from cover_tf.serving.video_stream import VideoStream, sliding_windows
@@ -150,17 +150,89 @@ def test_predict_timeline_reports_bad_files_and_windows_too_long(
         capsys,
         [str(corrupt), str(truncated), "--model", export["base"], "--json", "--window", "0.5"],
     )
-    assert code == 1
+    assert code == 2  # nothing left to classify
     assert lines[0]["video"] == str(corrupt) and "cannot decode" in lines[0]["error"]
     # The cut falls in the first keyframe here: an error line (a later cut keeps the windows
-    # before it and puts the error in the summary).
+    # before it and reports the rest as damaged: tests/reliability/test_predict_long.py).
     assert lines[-1]["video"] == str(truncated) and "cannot decode" in lines[-1]["error"]
     # The export takes at most 32 frames: a 2 s window at 30 fps is refused in one sentence.
     code, lines = run_predict(
-        capsys, [str(pattern_videos[3]), "--model", export["base"], "--json", "--window", "2"]
+        capsys,
+        [str(pattern_videos[3]), str(truncated), "--model", export["base"], "--json"]
+        + ["--window", "2"],
     )
-    assert code == 1 and len(lines) == 1
+    assert code == 2 and len(lines) == 2
     assert "more than the model's max_frames=32" in lines[0]["error"]
+
+
+def test_a_truncated_file_is_answered_up_to_its_cut(export, pattern_videos, tmp_path, capsys):
+    frames, _ = decode_video(pattern_videos[20], short_side=36, fps=10.0)
+    cut = tmp_path / "cut.mp4"
+    write_video(cut, frames, 10.0, faststart=True)  # index first: the first half still plays
+    data = cut.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    code, (answer,) = run_predict(capsys, [str(cut), "--model", export["base"], "--json"])
+    assert code == 0
+    ((start, end),) = answer["damaged"]
+    assert 5.0 < start < 15.0 and end == pytest.approx(20.0) and answer["duration"] == 20.0
+    assert answer["covered"] == [[0.0, start]]
+    assert answer["damage"][0].startswith(("truncated", "InvalidDataError"))
+
+
+def damaged_clip(folder, suffix=".mp4"):
+    """(path, frames): 8 s of the 3-s test pattern at 8 fps and 64x36 (looped), the packets of
+    3-4 s overwritten with random bytes."""
+    from tests.reliability.test_predict_long import damage_packets
+
+    path = folder / f"clean{suffix}"
+    bench = load_benchmark()
+    bench.write_long_video(path, 8, width=64, height=36, fps=8, scene_seconds=2.0)
+    damaged = folder / f"damaged{suffix}"
+    assert damage_packets(path, damaged, 3.0, 4.0) == 8
+    return damaged
+
+
+def test_the_stream_resumes_after_damage_and_says_where(tmp_path):
+    path = damaged_clip(tmp_path)
+    # Without resume (retrieval, the builders' policy): the file ends at the damage, an error.
+    with VideoStream(path) as stream:
+        with pytest.raises(VideoDecodeError, match="InvalidDataError"):
+            for _ in stream:
+                pass
+    # With resume: the frames after the damage too, and the damaged seconds.
+    with VideoStream(path, resume=True) as stream:
+        times = [t for t, _ in stream]
+    ((start, end),) = stream.damaged
+    assert start == pytest.approx(3.0) and 4.0 <= end < 8.0
+    assert "InvalidDataError" in stream.damage_reasons[0]
+    assert all(np.diff(times) > 0) and times[0] == 0.0 and times[-1] == pytest.approx(7.875)
+    assert not [t for t in times if start <= t < end]
+    assert len(times) == 64 - round((end - start) * 8) and stream.end == pytest.approx(8.0)
+
+
+def test_windows_skip_seconds_without_frames():
+    # 4 fps: frames over 0-3 s and 6-8 s, nothing in between (damaged or a gap).
+    times = [t / 4 for t in range(12)] + [6 + t / 4 for t in range(8)]
+    frames = [(t, np.full([2, 2, 3], int(t * 4), np.uint8)) for t in times]
+    windows = list(sliding_windows(frames, 4.0, 2.0, 2.0))
+    assert [(w.index, w.start, w.end, len(w.frames)) for w in windows] == [
+        (0, 0.0, 2.0, 8),
+        (1, 2.0, 4.0, 4),
+        (2, 6.0, 8.0, 8),
+    ]
+
+
+def test_fit_pixels_keeps_the_aspect_ratio_within_the_limit():
+    assert fit_pixels(128, 128, 10_000) == (100, 100)
+    assert fit_pixels(2160, 3840, 1920 * 1080) == (1080, 1920)
+    assert fit_pixels(100, 100, None) == fit_pixels(100, 100, 10_000) == (100, 100)
+    height, width = fit_pixels(1, 65_500, 10_000)
+    assert (height, width) == (1, 10_000)
+    height, width = fit_pixels(37, 1001, 5_000)  # within a pixel of the scaled size
+    scale = (5_000 / (37 * 1001)) ** 0.5
+    assert (
+        height * width <= 5_000 and abs(height - 37 * scale) < 1 and abs(width - 1001 * scale) < 1
+    )
 
 
 @pytest.mark.slow

