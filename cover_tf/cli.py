@@ -9,6 +9,7 @@
 """
 
 import functools
+import logging
 import os
 import sys
 import traceback
@@ -59,6 +60,16 @@ def fail(prog: str, error, verbose: bool = False) -> int:
     return 2
 
 
+def show_details() -> None:
+    """With `--verbose`: the package's INFO lines (e.g. which kernels fell back) on stderr."""
+    logger = logging.getLogger("cover_tf")
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
 def command(prog: str):
     """Decorate a command's `main(argv=None) -> int`: any exception it lets out becomes one line
     on stderr and exit status 2 (`fail`), Ctrl-C exit 130; `--verbose` in argv shows tracebacks."""
@@ -68,6 +79,8 @@ def command(prog: str):
         def run(argv=None):
             args = sys.argv[1:] if argv is None else list(argv)
             verbose = "--verbose" in args
+            if verbose:
+                show_details()
             try:
                 return main(argv)
             except KeyboardInterrupt:
