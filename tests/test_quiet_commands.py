@@ -113,15 +113,9 @@ def keras_model_and_clip(tmp_path_factory):
     return folder / "run", folder / "clip.mp4"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="XLA logs 'Compiled cluster using XLA!' through absl's C++ logging, which "
-    "TF_CPP_MIN_LOG_LEVEL does not reach; cover_tf.cli.quiet_tensorflow must also set absl's "
-    "minimum log level (absl::SetMinLogLevel). Remove this marker with that change.",
-)
 def test_a_model_run_prints_no_tensorflow_log_lines(keras_model_and_clip):
-    """A command that runs the model (whose GELU / layer-norm kernels XLA compiles on CPU) prints
-    its answer and nothing from TensorFlow's C++ logging, the absl-logged XLA lines included."""
+    """A command that loads and runs a model prints its answer and none of TensorFlow's start-up
+    or log lines."""
     run, clip = keras_model_and_clip
     result = run_command(
         "cover_tf.predict",
