@@ -36,6 +36,9 @@ def quiet_tensorflow(argv=None, environ=os.environ) -> bool:
         return False
     environ[LOG_LEVEL_VAR] = "3"
     environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    from cover_tf import tf_internals  # XLA's and absl's own lines ("Compiled cluster using XLA")
+
+    tf_internals.quiet_absl(3)
     return True
 
 

@@ -129,3 +129,33 @@ def test_a_model_run_prints_no_tensorflow_log_lines(keras_model_and_clip):
     assert result.returncode == 0, result.stderr[-3000:]
     assert '"heads"' in result.stdout
     assert startup_lines(result.stderr) == [], result.stderr
+
+
+XLA_COMPILE = """
+import sys
+sys.argv[0] = "-m"  # the state `python -m cover_tf.<command>` is in while cover_tf loads
+import cover_tf
+import tensorflow as tf
+print(tf.function(lambda x: tf.sin(x) * 2, jit_compile=True)(tf.ones([3])).numpy().sum())
+"""
+
+
+def test_xla_compile_lines_are_quiet_too(tmp_path):
+    """XLA logs its first compile through absl, which TF_CPP_MIN_LOG_LEVEL does not reach: the
+    commands quieten absl too (`tf_internals.quiet_absl`); without that the line shows."""
+    script = tmp_path / "compile.py"
+    script.write_text(XLA_COMPILE)
+    quiet = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=REPO, env=user_env()
+    )
+    assert quiet.returncode == 0, quiet.stderr
+    assert startup_lines(quiet.stderr) == []
+    loud = subprocess.run(
+        [sys.executable, str(script), "--verbose"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=user_env(),
+    )
+    assert loud.returncode == 0, loud.stderr
+    assert any("Compiled cluster using XLA" in line for line in startup_lines(loud.stderr))
