@@ -125,6 +125,10 @@ def test_a_re_export_is_accepted_and_another_model_refused(export, source, folde
     assert err.strip().endswith("file not found")
 
 
+# The environment a user's shell gives: TensorFlow's start-up lines left to the command.
+USER_ENV = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+
+
 def cli(argv) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) of `python -m cover_tf.retrieval ARGV`."""
     result = subprocess.run(
@@ -133,6 +137,7 @@ def cli(argv) -> tuple[int, str, str]:
         text=True,
         cwd=REPO,
         timeout=600,
+        env=USER_ENV,
     )
     return result.returncode, result.stdout, result.stderr
 
@@ -169,6 +174,7 @@ def test_damaged_indexes_and_usage_mistakes_are_one_line_on_stderr(tmp_path):
             stderr=subprocess.PIPE,
             text=True,
             cwd=REPO,
+            env=USER_ENV,
         )
         for name, argv in cases.items()
     }
