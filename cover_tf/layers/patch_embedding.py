@@ -129,8 +129,7 @@ class PatchEmbedding(keras.layers.Layer):
         if isinstance(grid_height, int) and (grid_height, grid_width) == (self.grid_size,) * 2:
             return patch_pos[:, None]
         grid = ops.reshape(patch_pos, (1, self.grid_size, self.grid_size, self.hidden_size))
-        grid = resize_bilinear(grid, grid_height, grid_width)
-        grid = ops.cast(grid, patch_pos.dtype)
+        grid = self._resize(grid, grid_height, grid_width)
         return ops.reshape(grid, (1, 1, -1, self.hidden_size))
 
     @property
@@ -147,8 +146,16 @@ class PatchEmbedding(keras.layers.Layer):
         if isinstance(steps, int) and steps == self.time_steps:
             return self.time_embedding[:, :, None]
         embedding = self.time_embedding[:, :, None]  # [1, T0, 1, D]: time as image height
-        embedding = resize_bilinear(embedding, steps, 1)
-        return ops.cast(embedding, self.time_embedding.dtype)
+        return self._resize(embedding, steps, 1)
+
+    def _resize(self, embedding, height, width):
+        """Bilinear resize of an embedding `[1, h, w, D]`, computed in float32, returned in the
+        embedding's dtype. A float16 or bfloat16 input to `tf.image.resize` (its output is
+        float32) would break an XLA-compiled gradient: XLA's ResizeBilinearGrad returns float32
+        where the graph expects the input's dtype, and the slice's gradient before it then mixes
+        the two ("Seen floating point types of different precisions", TF 2.20)."""
+        resized = resize_bilinear(ops.cast(embedding, "float32"), height, width)
+        return ops.cast(resized, embedding.dtype)
 
     def call(self, frames, training=None):
         shape = ops.shape(frames)

@@ -6,7 +6,9 @@
 version folder under a name TF Serving ignores (`<out>/.staging-<N>-<pid>`), reloads and checks
 it, then publishes it as `<out>/<N>/` (`cover_tf.serving.versions`: a rename on a local disk, a
 copy with a completion marker on object stores), so a server polling `<out>` never loads a
-failing version. Every path goes through tf.io.gfile (local, `gs://`, `ram://`).
+failing version. Every path goes through tf.io.gfile (local, `gs://`, `ram://`). The self-check's
+tolerance follows the model's compute dtype (`SelfCheckTolerance`); the export's metadata records
+the one it used.
 """
 
 import dataclasses
@@ -15,6 +17,7 @@ import os
 import time
 
 import keras
+import ml_dtypes
 import numpy as np
 import tensorflow as tf
 
@@ -30,8 +33,81 @@ from cover_tf.serving.versions import (
 )
 from cover_tf.workdir import join
 
-__all__ = ["METADATA_FILE", "existing_versions", "export_model", "next_version", "self_check"]
-SELF_CHECK_TOLERANCE = 1e-4
+__all__ = [
+    "METADATA_FILE",
+    "SelfCheckTolerance",
+    "existing_versions",
+    "export_model",
+    "next_version",
+    "self_check",
+]
+FLOAT32_TOLERANCE = 1e-4
+# A float16 / bfloat16 model's relative tolerance, in units of its compute dtype's epsilon.
+REDUCED_PRECISION_EPSILONS = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfCheckTolerance:
+    """How far an exported output may lie from the eager Keras model's, for a compute dtype.
+
+    Element by element, |exported - Keras| <= atol + allowance, where the allowance scales with
+    `rtol` and the size of what is compared:
+      embedding (a unit vector)  rtol x the largest |entry| of its row;
+      probabilities p            p (1 - p) (exp(rtol x R) - 1), R the row's logit range, read off
+                                 the Keras answer as log max(p) - log min(p).
+    A float32 model keeps the plain absolute check: atol 1e-4, rtol 0. A float16 or bfloat16
+    model computes its features in that dtype, and the exported graph rounds at other places than
+    eager Keras (other kernels, other fusions), so its features differ by a few epsilons of the
+    dtype relative to their size: rtol = 4 eps (bfloat16 0.031, float16 0.0039; a trained
+    bfloat16 demo model's embedding was off by up to 0.3 eps of its largest entry). The logits
+    are a float32 map of those features, so their differences are off by about rtol x R, which
+    moves the log-odds of class i by at most that much, and p_i by at most the bound above (exact
+    for a log-odds change; a near-certain class moves little, a near-tie the most).
+
+    Args:
+      compute_dtype: the backbone's compute dtype, e.g. "bfloat16".
+      atol: the absolute floor (float32's tolerance).
+      rtol: the relative tolerance, 0 for float32.
+    """
+
+    compute_dtype: str
+    atol: float
+    rtol: float
+
+    @classmethod
+    def for_model(cls, model) -> "SelfCheckTolerance":
+        dtype = keras.backend.standardize_dtype(model.backbone.compute_dtype)
+        if dtype == "float32":
+            return cls(dtype, FLOAT32_TOLERANCE, 0.0)
+        if dtype not in ("float16", "bfloat16"):
+            raise ValueError(
+                f"no self-check tolerance for compute dtype {dtype!r}: float32, float16 or bfloat16"
+            )
+        epsilon = float(ml_dtypes.finfo(dtype).eps)
+        return cls(dtype, FLOAT32_TOLERANCE, REDUCED_PRECISION_EPSILONS * epsilon)
+
+    def allowed(self, key: str, expected: np.ndarray) -> np.ndarray:
+        """The largest |difference| allowed at each element of `expected`, the Keras answer of
+        the output `key` (`.../probabilities` `[B, C]`, `.../embedding` `[B, D]`)."""
+        if self.rtol == 0.0:
+            return np.full(expected.shape, self.atol)
+        expected = expected.astype(np.float64)
+        if key.endswith("probabilities"):
+            tiny = np.finfo(np.float32).tiny
+            logs = np.log(np.maximum(expected, tiny))
+            logit_range = logs.max(axis=-1, keepdims=True) - logs.min(axis=-1, keepdims=True)
+            allowance = expected * (1.0 - expected) * np.expm1(self.rtol * logit_range)
+        else:
+            allowance = self.rtol * np.abs(expected).max(axis=-1, keepdims=True)
+        return np.broadcast_to(self.atol + allowance, expected.shape)
+
+    def describe(self) -> str:
+        if self.rtol == 0.0:
+            return f"{self.compute_dtype} compute: {self.atol:g} absolute"
+        return (
+            f"{self.compute_dtype} compute: {self.atol:g} + {self.rtol:.3g} "
+            f"({REDUCED_PRECISION_EPSILONS} eps) relative"
+        )
 
 
 def _track_variables_once(archive) -> None:
@@ -82,20 +158,23 @@ def _check_inputs(model, limits, seed: int) -> np.ndarray:
     return rng.integers(0, 256, (batch, frames, height, width, 3), dtype=np.uint8)
 
 
-def self_check(loaded, model, listed: list, limits, seed: int = 0) -> dict:
+def self_check(loaded, model, listed: list, limits, seed: int = 0, tolerance=None) -> dict:
     """Compares every signature of the reloaded SavedModel with its eager Keras reference.
 
     `loaded` is the reloaded SavedModel (`tf.saved_model.load`), `listed` the `Signature`s it
     was written from. Every signature runs on the same random videos (uint8, or JPEG-encoded for
     a string input); each float output its reference names is compared, and every
     `top_k_classes` must name its `top_k_indices`. Returns {"<signature>/<output>": max abs
-    difference}; raises AssertionError when one exceeds SELF_CHECK_TOLERANCE or a name is wrong.
+    difference}; raises AssertionError when an output is further from its reference than
+    `tolerance` allows (default: `SelfCheckTolerance.for_model(model)`; the message names it)
+    or a name is wrong.
     """
+    tolerance = tolerance or SelfCheckTolerance.for_model(model)
     videos = tf.constant(_check_inputs(model, limits, seed))
     jpegs = tf.stack(
         [tf.map_fn(tf.io.encode_jpeg, video, fn_output_signature=tf.string) for video in videos]
     )
-    diffs = {}
+    diffs, excess = {}, {}
     for signature in listed:
         batch = jpegs if signature.input_spec.dtype == tf.string else videos
         outputs = loaded.signatures[signature.name](**{signature.input_spec.name: batch})
@@ -106,7 +185,11 @@ def self_check(loaded, model, listed: list, limits, seed: int = 0) -> dict:
                     f"{signature.name}: {key} has shape {got.shape}, "
                     f"the Keras model's {expected.shape}"
                 )
-            diffs[f"{signature.name}/{key}"] = float(np.max(np.abs(got - expected)))
+            name, difference = f"{signature.name}/{key}", np.abs(got - expected)
+            allowed = tolerance.allowed(key, expected)
+            diffs[name] = float(difference.max())
+            worst = np.unravel_index(np.argmax(difference / allowed), difference.shape)
+            excess[name] = (float(difference[worst] / allowed[worst]), float(allowed[worst]))
         for prefix, class_names in signature.class_names.items():
             indices = outputs[prefix + "top_k_indices"].numpy()
             names = np.asarray(class_names)[indices]
@@ -115,11 +198,12 @@ def self_check(loaded, model, listed: list, limits, seed: int = 0) -> dict:
                 raise AssertionError(
                     f"{signature.name}: {prefix}top_k_classes {got} do not name indices ({names})"
                 )
-    worst = max(diffs, key=diffs.get)
-    if diffs[worst] > SELF_CHECK_TOLERANCE:
+    worst = max(excess, key=lambda name: excess[name][0])
+    ratio, allowed = excess[worst]
+    if ratio > 1.0:
         raise AssertionError(
-            f"self-check failed: {worst} differs from the Keras model by {diffs[worst]:.3g} "
-            f"(> {SELF_CHECK_TOLERANCE})"
+            f"self-check failed: {worst} differs from the Keras model by {ratio * allowed:.3g} "
+            f"where {allowed:.3g} is allowed (tolerance for {tolerance.describe()})"
         )
     return diffs
 
@@ -170,11 +254,14 @@ def describe_signatures(loaded) -> dict:
     return described
 
 
-def _metadata(model, specs: dict, limits, top_k: int, version: int, embedding_head) -> dict:
+def _metadata(
+    model, specs: dict, limits, top_k: int, version: int, embedding_head, check: dict
+) -> dict:
     return {
         "version": version,
         "top_k": top_k,
         "limits": dataclasses.asdict(limits),
+        "self_check": check,
         "embedding": {
             "head": embedding_head,
             "dim": model.backbone.hidden_size,
@@ -243,21 +330,24 @@ def export_model(
         with portable_graph():  # no XLA-compiled kernels: TF Serving runs them only on request
             build_archive(model, listed, tables).write_out(staging, verbose=False)
         check_portable(staging)
-        tf.io.gfile.makedirs(join(staging, os.path.dirname(METADATA_FILE)))
-        with tf.io.gfile.GFile(join(staging, METADATA_FILE), "w") as file:
-            file.write(
-                json.dumps(
-                    _metadata(model, specs, limits, top_k, version, embedding_head), indent=2
-                )
-            )
         export_seconds = time.perf_counter() - start
         loaded = tf.saved_model.load(staging)
-        diffs = self_check(loaded, model, listed, limits) if check else {}
+        tolerance = SelfCheckTolerance.for_model(model)
+        diffs = self_check(loaded, model, listed, limits, tolerance=tolerance) if check else {}
         described = describe_signatures(loaded)
         del loaded
         names = sorted(signature.name for signature in listed)
         if sorted(described) != names:
             raise AssertionError(f"exported signatures {sorted(described)}, expected {names}")
+        checked = {
+            "checked": check,
+            **dataclasses.asdict(tolerance),
+            "max_abs_diff": max(diffs.values()) if diffs else None,
+        }
+        tf.io.gfile.makedirs(join(staging, os.path.dirname(METADATA_FILE)))
+        with tf.io.gfile.GFile(join(staging, METADATA_FILE), "w") as file:
+            metadata = _metadata(model, specs, limits, top_k, version, embedding_head, checked)
+            file.write(json.dumps(metadata, indent=2))
         publish(staging, target)
     finally:
         for leftover in (staging, staging + "-assets"):
@@ -268,8 +358,9 @@ def export_model(
         "path": str(path),
         "version": version,
         "signatures": described,
-        "self_check_max_abs_diff": max(diffs.values()) if diffs else None,
+        "self_check_max_abs_diff": checked["max_abs_diff"],
         "self_check": diffs,
+        "self_check_tolerance": {key: checked[key] for key in ("compute_dtype", "atol", "rtol")},
         "export_seconds": round(export_seconds, 2),
         "size_bytes": size,
     }
