@@ -246,6 +246,7 @@ def _train(config, files, strategy, builders, verbose):
         steps_per_epoch=train.steps_per_epoch,
         callbacks=callbacks,
         verbose=verbose,
+        shuffle=False,  # the input pipeline shuffles; Keras warns that it cannot
     )
     train_seconds = time.perf_counter() - start
     storage.save_model(model, files.model)
