@@ -14,11 +14,14 @@ import time
 import tensorflow_datasets as tfds
 from absl import logging
 
+from cover_tf import cli
 from cover_tf.builders import registry
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cover_tf.builders.build", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("name", help='builder name with optional config, e.g. "kinetics/400"')
     parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: TFDS's)")
     parser.add_argument("--manual_dir", default=None, help="folder of the downloaded dataset")
@@ -33,18 +36,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='prepare on Apache Beam, e.g. "runner=DirectRunner,direct_num_workers=2,'
         'direct_running_mode=multi_processing"',
     )
+    parser.add_argument("--verbose", action="store_true", help="tracebacks on errors")
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> None:
+@cli.command("build")
+def main(argv=None) -> int:
+    """Errors (an unknown builder, a missing manual_dir: TFDS's own AssertionError) end in one
+    line `build: error: <sentence>` and exit status 2 (`cli.command`)."""
     args = parse_args(argv)
-    try:
-        registry.check_builder(args.name)
-        prepare(args)
-    # AssertionError: TFDS's own check of manual_dir ("Manual directory ... does not exist").
-    except (registry.UnknownBuilderError, FileNotFoundError, ValueError, AssertionError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    registry.check_builder(args.name)
+    prepare(args)
+    return 0
 
 
 def prepare(args: argparse.Namespace) -> None:
@@ -70,4 +73,4 @@ def prepare(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
