@@ -190,7 +190,11 @@ def test_cached_split_every_pass_is_a_permutation_of_the_split(image_builder):
         np.concatenate([e["frames"].numpy() for e in batches.take(4)]),
     ):
         for one_pass in (frames[:8], frames[8:]):
-            np.testing.assert_allclose(sorted(_blue_levels(one_pass)), stored, atol=3)
+            # Each clip is named by the stored image nearest in blue level (a crop's mean may
+            # drift a few levels from the stored pixel's): every image once per pass.
+            levels = np.asarray(stored)
+            nearest = [levels[np.argmin(np.abs(levels - b))] for b in _blue_levels(one_pass)]
+            assert sorted(nearest) == stored
         assert not np.allclose(_blue_levels(frames[:8]), _blue_levels(frames[8:]), atol=3)
 
 
